@@ -1,0 +1,134 @@
+import CCmark
+
+/// A CommonMark document parsed by libcmark, owning its node tree.
+///
+/// A thin wrapper in the manner of apple/swift-markdown: the tree is walked through libcmark's
+/// iterator, and every string is copied out before the tree is freed.
+public final class MarkdownDocument {
+    let root: OpaquePointer
+
+    public init(_ text: String) {
+        let bytes = Array(text.utf8)
+        // Safe mode (the default in 0.30): raw HTML and javascript: links never reach the pages.
+        root = bytes.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(buffer.count, 1)) {
+                cmark_parse_document($0, buffer.count, CMARK_OPT_DEFAULT | CMARK_OPT_VALIDATE_UTF8)
+            }
+        } ?? cmark_node_new(CMARK_NODE_DOCUMENT)
+    }
+
+    deinit { cmark_node_free(root) }
+
+    /// A fenced or indented code block as libcmark reports it.
+    public struct CodeBlock {
+        /// The whole info string, e.g. `swift bugcheck=0xD1`; empty for indented blocks.
+        public var info: String
+        /// The code, each line ending in `\n`, with list-item indentation removed.
+        public var literal: String
+        /// The line of the opening fence (fenced blocks) or of the first code line (indented ones).
+        public var startLine: Int
+        public var isFenced: Bool
+        let node: OpaquePointer
+    }
+
+    /// Every code block, in document order.
+    public var codeBlocks: [CodeBlock] {
+        var blocks: [CodeBlock] = []
+        walk { node in
+            guard cmark_node_get_type(node) == CMARK_NODE_CODE_BLOCK else { return }
+            let info = cmark_node_get_fence_info(node).map { String(cString: $0) } ?? ""
+            let literal = cmark_node_get_literal(node).map { String(cString: $0) } ?? ""
+            let line = Int(cmark_node_get_start_line(node))
+            blocks.append(CodeBlock(info: info, literal: literal, startLine: line,
+                                    isFenced: Self.isFenced(node), node: node))
+        }
+        return blocks
+    }
+
+    /// The text of the first level-1 heading.
+    public var title: String? {
+        var title: String?
+        walk { node in
+            guard title == nil, cmark_node_get_type(node) == CMARK_NODE_HEADING,
+                  cmark_node_get_heading_level(node) == 1 else { return }
+            title = Self.plainText(node)
+        }
+        return title
+    }
+
+    /// Headings of levels 1–3 as (level, text), for tables of contents.
+    public var headings: [(level: Int, text: String)] {
+        var result: [(Int, String)] = []
+        walk { node in
+            guard cmark_node_get_type(node) == CMARK_NODE_HEADING else { return }
+            let level = Int(cmark_node_get_heading_level(node))
+            if level <= 3 { result.append((level, Self.plainText(node))) }
+        }
+        return result
+    }
+
+    /// Renders the document to HTML, replacing each code block by `replacement(block)` (already
+    /// escaped HTML produced by the caller). Everything else goes through libcmark's safe renderer,
+    /// so raw HTML in the prose is omitted rather than passed through.
+    public func renderHTML(replacingCodeBlocks replacement: (CodeBlock) -> String) -> String {
+        // Render a copy-free trick: swap every code block for a paragraph holding a unique marker,
+        // render safely, then splice the caller's HTML in place of each marker paragraph.
+        let blocks = codeBlocks
+        var markers: [(String, String)] = []
+        for (i, block) in blocks.enumerated() {
+            let marker = "WORKBOOKCODEBLOCK\(i)X\(UInt32.random(in: 0...UInt32.max))"
+            let paragraph = cmark_node_new(CMARK_NODE_PARAGRAPH)!
+            let text = cmark_node_new(CMARK_NODE_TEXT)!
+            cmark_node_set_literal(text, marker)
+            cmark_node_append_child(paragraph, text)
+            cmark_node_replace(block.node, paragraph)
+            cmark_node_free(block.node)
+            markers.append(("<p>\(marker)</p>", replacement(block)))
+        }
+        guard let raw = cmark_render_html(root, CMARK_OPT_DEFAULT) else { return "" }
+        var html = String(cString: raw)
+        free(raw)
+        for (marker, replacementHTML) in markers {
+            html = html.replacingOccurrences(of: marker, with: replacementHTML)
+        }
+        return html
+    }
+
+    private func walk(_ visit: (OpaquePointer) -> Void) {
+        guard let iterator = cmark_iter_new(root) else { return }
+        defer { cmark_iter_free(iterator) }
+        var nodes: [OpaquePointer] = []
+        while true {
+            let event = cmark_iter_next(iterator)
+            if event == CMARK_EVENT_DONE { break }
+            if event == CMARK_EVENT_ENTER, let node = cmark_iter_get_node(iterator) { nodes.append(node) }
+        }
+        nodes.forEach(visit)
+    }
+
+    private static func plainText(_ node: OpaquePointer) -> String {
+        var text = ""
+        var child = cmark_node_first_child(node)
+        while let current = child {
+            switch cmark_node_get_type(current) {
+            case CMARK_NODE_TEXT, CMARK_NODE_CODE:
+                text += cmark_node_get_literal(current).map { String(cString: $0) } ?? ""
+            default:
+                text += plainText(current)
+            }
+            child = cmark_node_next(current)
+        }
+        return text
+    }
+
+    /// libcmark 0.30 has no `cmark_node_get_fenced`: a fenced block's start column points at the
+    /// fence, whose info string may be empty, so tell them apart by the opening characters.
+    private static func isFenced(_ node: OpaquePointer) -> Bool {
+        if let info = cmark_node_get_fence_info(node), info.pointee != 0 { return true }
+        // An indented block's literal starts at its first code line; a fenced one's end line is its
+        // closing fence, so a fenced block spans at least literal-lines + 1 lines.
+        let lines = Int(cmark_node_get_end_line(node)) - Int(cmark_node_get_start_line(node)) + 1
+        let literalLines = cmark_node_get_literal(node).map { String(cString: $0).filter { $0 == "\n" }.count } ?? 0
+        return lines > literalLines
+    }
+}
