@@ -8,7 +8,7 @@ let package = Package(
         .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim"]),
         .library(name: "WorkbookRuntime", type: .dynamic, targets: ["WorkbookRuntime"]),
         .library(name: "Workbook", targets: ["Workbook"]),
-        .executable(name: "workbook", targets: ["workbook"]),
+        .executable(name: "workbook", targets: ["WorkbookCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,7 +32,7 @@ let package = Package(
             ]
         ),
         .executableTarget(
-            name: "workbook",
+            name: "WorkbookCLI",
             dependencies: [
                 "Workbook",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -37,12 +37,15 @@ public struct BugCheckInfo: Hashable, Codable, Sendable {
     public var parameters: [UInt64]
     /// The `!analyze -v`-style crash report from the simulator.
     public var report: String
+    /// The chapter line of the kernel call that bug-checked.
+    public var location: SourceLocation?
 
-    public init(code: UInt32, name: String, parameters: [UInt64], report: String) {
+    public init(code: UInt32, name: String, parameters: [UInt64], report: String, location: SourceLocation? = nil) {
         self.code = code
         self.name = name
         self.parameters = parameters
         self.report = report
+        self.location = location
     }
 
     /// `DRIVER_IRQL_NOT_LESS_OR_EQUAL (0xD1)`.

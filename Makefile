@@ -1,0 +1,31 @@
+# The IRQL Workbook's two commands (see README.md):
+#   make        check the course with its reference solutions, write the report and the pages
+#   make test   run the test suite (which also checks every chapter in both modes)
+SWIFT ?= swift
+BIN = .build/debug
+
+.PHONY: course learn test build deps bench clean
+
+course: build
+	$(BIN)/workbook check chapters --solutions solutions
+
+# A learner's progress: grades the exercises as the chapters stand.
+learn: build
+	$(BIN)/workbook check chapters
+
+test: build
+	$(SWIFT) test
+
+# `swift build` (not only `swift test`) so the KernelSim and WorkbookRuntime shared libraries
+# that chapter programs link against exist.
+build: deps
+	$(SWIFT) build
+
+deps:
+	@scripts/install-deps.sh
+
+bench: build
+	scripts/benchmark.sh
+
+clean:
+	rm -rf build .build

@@ -1,0 +1,137 @@
+import Foundation
+
+/// Runs one block of a compiled chapter program in its own process and judges the outcome.
+public struct BlockRunner: Sendable {
+    /// Bytes of stdout plus stderr a block may print before it is stopped.
+    public var outputLimit: Int = 1 << 20
+
+    public init(outputLimit: Int = 1 << 20) { self.outputLimit = outputLimit }
+
+    /// The result of running `block` from `program`.
+    func run(_ block: Block, of program: String, chapter: String) -> BlockResult {
+        let resultFile = FileManager.default.temporaryDirectory
+            .appendingPathComponent("workbook-result-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: resultFile) }
+        let nonce = UUID().uuidString
+        var environment = ProcessInfo.processInfo.environment
+        environment["WORKBOOK_RESULT_FILE"] = resultFile
+        environment["WORKBOOK_NONCE"] = nonce
+        // A compact crash report on stderr, naming the chapter line of the trap (the program has -g).
+        environment["SWIFT_BACKTRACE"] = "enable=yes,interactive=no,color=no,registers=none,images=none,threads=crashed"
+        let child = ChildProcess(executable: program, arguments: ["--block", String(block.index)],
+                                 environment: environment, timeLimit: block.options.timeoutSeconds,
+                                 outputLimit: outputLimit)
+        var result = BlockResult(chapter: chapter, block: block, status: .failed)
+        let outcome: ChildProcess.Outcome
+        do {
+            outcome = try child.run()
+        } catch {
+            result.message = "could not run the block: \(error)"
+            return result
+        }
+        result.duration = outcome.duration
+        result.stdout = outcome.stdout
+        result.stderr = outcome.stderr
+        let record = HandshakeRecord.read(resultFile, nonce: nonce)
+        judge(&result, ending: outcome.ending, record: record)
+        return result
+    }
+
+    private func judge(_ result: inout BlockResult, ending: ChildProcess.Ending, record: HandshakeRecord?) {
+        let block = result.block
+        switch ending {
+        case .timedOut:
+            result.status = .timeout
+            result.message = "did not finish within \(formatSeconds(block.options.timeoutSeconds)) (stopped; raise it with timeout=SECONDS)"
+            return
+        case .outputLimitExceeded:
+            result.status = .failed
+            result.message = "printed more than \(outputLimit / 1024) KiB of output (stopped)"
+            return
+        case .signaled(let signal):
+            result.status = .trap
+            result.message = "crashed with signal \(signal) (\(signalName(signal)))" + firstTrapLine(result.stderr)
+            return
+        case .exited(let code):
+            guard let record else {
+                result.status = .failed
+                result.message = code == 0
+                    ? "exited before the block finished (exit status 0, but the simulated machine never stopped)"
+                    : "exited with status \(code) before the block finished" + firstTrapLine(result.stderr)
+                return
+            }
+            _ = code
+            judge(&result, record: record)
+        }
+    }
+
+    private func judge(_ result: inout BlockResult, record: HandshakeRecord) {
+        let block = result.block
+        let failures = record.failures.map { "\($0.file):\($0.line): \($0.message)" }
+        switch record.outcome {
+        case .deadlock(let report):
+            result.status = .deadlock
+            result.message = "deadlock: every simulated thread is blocked\n\(report)"
+            return
+        case .bugCheck(let info):
+            result.bugCheck = info
+            switch block.expectation {
+            case .bugCheck(let expected) where expected == nil || expected == info.code:
+                break
+            case .bugCheck(let expected?):
+                result.status = .bugCheck
+                let want = "0x" + String(expected, radix: 16, uppercase: true)
+                result.message = "expected bug check \(BugCheckNames.title(expected) ?? want), but the kernel raised \(info.title)\(info.locationSuffix)"
+                return
+            default:
+                result.status = .bugCheck
+                result.message = "the simulated kernel bug-checked: \(info.title)\(info.locationSuffix)"
+                return
+            }
+        case .completed:
+            if case .bugCheck(let expected) = block.expectation {
+                result.status = .failed
+                result.message = "expected the kernel to bug-check" + (expected.map { " with \(BugCheckNames.title($0) ?? String($0))" } ?? "")
+                    + ", but the block completed"
+                return
+            }
+        }
+        if !failures.isEmpty {
+            result.status = .failed
+            result.message = failures.joined(separator: "\n")
+            return
+        }
+        if let expected = block.expectedOutput, let difference = OutputComparison.difference(expected: expected.text, actual: result.stdout) {
+            result.status = .failed
+            result.message = "output differs from the expected output at \(expected.fence):\n\(difference)"
+            return
+        }
+        result.status = .passed
+    }
+
+    private func firstTrapLine(_ stderr: String) -> String {
+        let line = stderr.split(separator: "\n").first { $0.contains("Fatal error") || $0.contains("fatal error") || $0.contains("Crash") }
+        return line.map { ": \($0.trimmingCharacters(in: .whitespaces))" } ?? ""
+    }
+
+    private func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGILL: return "SIGILL: a Swift runtime trap such as a failed precondition, overflow or out-of-range index"
+        case SIGTRAP: return "SIGTRAP: a Swift runtime trap"
+        case SIGSEGV: return "SIGSEGV: invalid memory access"
+        case SIGBUS: return "SIGBUS: invalid memory access"
+        case SIGABRT: return "SIGABRT: abort"
+        case SIGFPE: return "SIGFPE: arithmetic error"
+        case SIGKILL: return "SIGKILL"
+        default: return "signal \(signal)"
+        }
+    }
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
+}
+
+extension BugCheckInfo {
+    var locationSuffix: String { location.map { " at \($0)" } ?? "" }
+}

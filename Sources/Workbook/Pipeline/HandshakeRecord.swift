@@ -1,0 +1,61 @@
+import Foundation
+import KernelSim
+
+/// The record a chapter program writes when its simulated machine stops (see `workbookMain`).
+struct HandshakeRecord {
+    enum Outcome {
+        case completed
+        case bugCheck(BugCheckInfo)
+        case deadlock(String)
+    }
+
+    struct Failure {
+        var file: String
+        var line: Int
+        var message: String
+    }
+
+    var outcome: Outcome
+    var failures: [Failure]
+
+    /// The record in `path`, or nil when there is none or it does not carry `nonce` (the block
+    /// ended before the machine stopped, or something else wrote the file).
+    static func read(_ path: String, nonce: String) -> HandshakeRecord? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              object["nonce"] as? String == nonce else { return nil }
+        let failures = (object["failures"] as? [[String: Any]] ?? []).map {
+            Failure(file: $0["file"] as? String ?? "?", line: $0["line"] as? Int ?? 0,
+                    message: $0["message"] as? String ?? "")
+        }
+        switch object["outcome"] as? String {
+        case "completed":
+            return HandshakeRecord(outcome: .completed, failures: failures)
+        case "deadlock":
+            return HandshakeRecord(outcome: .deadlock(object["report"] as? String ?? ""), failures: failures)
+        case "bugcheck":
+            guard let check = object["bugcheck"] as? [String: Any],
+                  let code = (check["code"] as? NSNumber)?.uint32Value else { return nil }
+            let parameters = (check["parameters"] as? [NSNumber] ?? []).map(\.uint64Value)
+            let location = (check["file"] as? String).map {
+                SourceLocation(file: $0, line: check["line"] as? Int ?? 0)
+            }
+            let info = BugCheckInfo(code: code, name: check["name"] as? String ?? BugCheckNames.name(code),
+                                    parameters: parameters, report: check["report"] as? String ?? "",
+                                    location: location)
+            return HandshakeRecord(outcome: .bugCheck(info), failures: failures)
+        default:
+            return nil
+        }
+    }
+}
+
+/// Bug check names from the simulator's table of documented codes.
+enum BugCheckNames {
+    static func name(_ code: UInt32) -> String { KsBugCheckName(code) ?? "UNKNOWN_BUG_CHECK" }
+
+    /// `NAME (0xCODE)`, or nil for a code the simulator does not know.
+    static func title(_ code: UInt32) -> String? {
+        KsBugCheckName(code).map { "\($0) (0x\(String(code, radix: 16, uppercase: true)))" }
+    }
+}

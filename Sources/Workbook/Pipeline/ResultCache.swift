@@ -1,0 +1,60 @@
+import Foundation
+
+/// Block results stored by content hash, so an unchanged block is neither compiled nor run again.
+///
+/// A key covers everything a result depends on: the toolchain, the simulator build, the chapter's
+/// shared declarations, the block's code, place, attributes and expected output.
+public struct ResultCache: Sendable {
+    public var directory: String
+
+    public init(directory: String) { self.directory = directory }
+
+    struct Entry: Codable {
+        var status: BlockStatus
+        var duration: Double
+        var message: String
+        var stdout: String
+        var stderr: String
+        var diagnostics: [Diagnostic]
+        var bugCheck: BugCheckInfo?
+    }
+
+    static func key(environment: String, declarations: String, block: Block) -> String {
+        var hash = SHA256()
+        hash.update("workbook-cache-v1")
+        hash.update(environment)
+        hash.update(declarations)
+        hash.update(block.fence.description)
+        hash.update(block.code)
+        hash.update(String(describing: block.expectation))
+        hash.update(String(describing: block.role))
+        hash.update(String(describing: block.options))
+        hash.update(block.expectedOutput.map { "\($0.fence)\n\($0.text)" } ?? "-")
+        return hash.hexDigest()
+    }
+
+    func lookup(_ key: String, for block: Block, chapter: String) -> BlockResult? {
+        guard let data = FileManager.default.contents(atPath: path(key)),
+              let entry = try? JSONDecoder().decode(Entry.self, from: data) else { return nil }
+        return BlockResult(chapter: chapter, block: block, status: entry.status, duration: entry.duration,
+                           message: entry.message, stdout: entry.stdout, stderr: entry.stderr,
+                           diagnostics: entry.diagnostics, bugCheck: entry.bugCheck, cached: true)
+    }
+
+    /// Stores `result` unless it depends on the machine's load (a timeout) rather than on the code.
+    func store(_ result: BlockResult, under key: String) {
+        guard result.status != .timeout else { return }
+        let entry = Entry(status: result.status, duration: result.duration, message: result.message,
+                          stdout: result.stdout, stderr: result.stderr, diagnostics: result.diagnostics,
+                          bugCheck: result.bugCheck)
+        guard let data = try? JSONEncoder().encode(entry) else { return }
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // Write then rename, so a concurrent reader never sees half an entry.
+        let temporary = path(key) + ".\(UUID().uuidString).tmp"
+        if FileManager.default.createFile(atPath: temporary, contents: data) {
+            _ = rename(temporary, path(key))
+        }
+    }
+
+    private func path(_ key: String) -> String { "\(directory)/\(key).json" }
+}
