@@ -193,10 +193,11 @@ enum Rendering {
         while i < a.count || j < b.count {
             if i < a.count, j < b.count, a[i] == b[j] {
                 out.append(.same(a[i])); i += 1; j += 1
-            } else if j < b.count, i == a.count || lcs[i][j + 1] >= lcs[i + 1][j] {
-                out.append(.added(b[j])); j += 1
-            } else {
+            } else if i < a.count, j == b.count || lcs[i + 1][j] >= lcs[i][j + 1] {
+                // Removals first, as `diff -u` does, so a changed line reads old-then-new.
                 out.append(.removed(a[i])); i += 1
+            } else {
+                out.append(.added(b[j])); j += 1
             }
         }
         return out
