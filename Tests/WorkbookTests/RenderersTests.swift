@@ -181,6 +181,21 @@ final class RenderersTests: XCTestCase {
         XCTAssertEqual(diff, [.same("a"), .removed("b"), .added("x"), .same("c")])
     }
 
+    func testPipeTablesBecomeTables() {
+        let html = MarkdownDocument("""
+        | Level | `a|b` | Value |
+        |---|:---:|--:|
+        | `PASSIVE_LEVEL` | <b>x</b> | 0 |
+
+        | not a table |
+        """).renderHTML { _ in "" }
+        let upgraded = PipeTables.upgrade(html)
+        XCTAssertTrue(upgraded.contains("<th>Level</th><th style=\"text-align: center\"><code>a|b</code></th>"))
+        XCTAssertTrue(upgraded.contains("<td><code>PASSIVE_LEVEL</code></td><td style=\"text-align: center\"><!-- raw HTML omitted -->x<!-- raw HTML omitted --></td>"))
+        XCTAssertTrue(upgraded.contains("<p>| not a table |</p>"))
+        XCTAssertFalse(upgraded.contains("<b>"))
+    }
+
     // MARK: HTML report
 
     func testHTMLReportEscapesEverythingAndShowsFailures() throws {

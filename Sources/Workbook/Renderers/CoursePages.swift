@@ -189,7 +189,7 @@ struct CoursePages {
             if let solution = solutionAfter[code.startLine] { piece += solutionBlock(solution) }
             return piece
         }
-        html = Self.insertHeadingIDs(html, headings[index])
+        html = PipeTables.upgrade(Self.insertHeadingIDs(html, headings[index]))
 
         let previous = index > 0 ? (fileNames[index - 1], chapters[index - 1].chapter.title) : nil
         let next = index + 1 < chapters.count ? (fileNames[index + 1], chapters[index + 1].chapter.title) : nil
@@ -346,6 +346,10 @@ struct CoursePages {
     .content h1, .content h2, .content h3 { scroll-margin-top: 1rem; }
     .content blockquote { margin: 1rem 0; padding: 0.25rem 1rem; border-left: 4px solid var(--border); color: var(--muted); }
     .content img { max-width: 100%; }
+    .table-wrap { overflow-x: auto; margin: 1rem 0; }
+    .content table { border-collapse: collapse; font-size: 0.95rem; line-height: 1.5; }
+    .content th, .content td { border: 1px solid var(--border); padding: 0.35rem 0.7rem; text-align: left; vertical-align: top; }
+    .content thead th { background: var(--panel); }
     .content hr { border: 0; border-top: 1px solid var(--border); margin: 2rem 0; }
     .lead { font-size: 1.15rem; color: var(--muted); }
     figure { margin: 1.25rem 0; }
