@@ -377,6 +377,9 @@ struct CoursePages {
     ol.toc { padding-left: 1.5rem; }
     .toc-chapter { margin: 0 0 1.5rem; }
     .toc-title { font-size: 1.15rem; font-weight: 600; margin: 0 0 0.3rem; }
+    .toc-title .muted { font-size: 0.9rem; font-weight: 400; margin-left: 0.3rem; }
+    .toc a { text-decoration: none; }
+    .toc a:hover { text-decoration: underline; }
     .toc-headings { list-style: none; padding-left: 0.75rem; margin: 0.2rem 0; }
     .toc-headings .toc-h3 { padding-left: 1.25rem; font-size: 0.95rem; }
     .toc-exercises { list-style: none; padding-left: 0.75rem; display: flex; flex-wrap: wrap; gap: 0.4rem 1rem; margin: 0.5rem 0 0; }
