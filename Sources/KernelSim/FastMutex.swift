@@ -1,0 +1,197 @@
+// Fast mutexes, with the Windows 8+ lock-bit encoding of Count (reactos-sync-semantics.md §2.7.B):
+// Count = (free ? FM_LOCK_BIT : 0) | (a woken waiter is in flight ? FM_LOCK_WAITER_WOKEN : 0)
+//         + FM_LOCK_WAITER_INC × sleeping waiters.
+// Each interlocked operation on Count is its own scheduling step, so other threads can observe
+// every intermediate value, and waiters sleep on the mutex's own KEVENT.
+
+public let FM_LOCK_BIT: LONG = 0x1
+public let FM_LOCK_BIT_V: LONG = 0x0
+public let FM_LOCK_WAITER_WOKEN: LONG = 0x2
+public let FM_LOCK_WAITER_INC: LONG = 0x4
+
+public struct FAST_MUTEX {
+    public var Count: LONG = 0
+    /// The owning thread (a PKTHREAD), or nil.
+    public var Owner: PVOID = nil
+    /// The number of contended acquisitions; never reset.
+    public var Contention: ULONG = 0
+    /// A SynchronizationEvent that sleeping waiters wait on.
+    public var Event = KEVENT()
+    /// The IRQL saved by ExAcquireFastMutex / ExTryToAcquireFastMutex, restored by the release.
+    public var OldIrql: ULONG = 0
+    public init() {}
+}
+public typealias PFAST_MUTEX = UnsafeMutablePointer<FAST_MUTEX>
+
+/// The wdm.h inline: Count = FM_LOCK_BIT, Owner = NULL, Contention = 0, and a non-signaled
+/// synchronization event. OldIrql is left as it was.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exinitializefastmutex
+public func ExInitializeFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("ExInitializeFastMutex", file, line)
+    m.registerFastMutex(FastMutex)
+    m.setCount(FastMutex, FM_LOCK_BIT)
+    FastMutex.pointee.Owner = nil
+    FastMutex.pointee.Contention = 0
+    initializeEvent(eventOf(FastMutex), SynchronizationEvent, FALSE)
+}
+
+/// Raises to APC_LEVEL and acquires the mutex, sleeping while another thread owns it.
+/// Call at IRQL ≤ APC_LEVEL. Not recursive: a second acquire by the owner deadlocks.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exacquirefastmutex
+public func ExAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("ExAcquireFastMutex", file, line)
+    m.registerFastMutex(FastMutex)
+    if m.options.verifier && m.irql > APC_LEVEL {
+        m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x33, ULONG_PTR(m.irql), address(FastMutex), 0)
+    }
+    // A plain CR8 write: on a free build an acquire at DISPATCH_LEVEL lowers to APC_LEVEL (kmtest item 3).
+    let old = m.irql
+    m.irql = APC_LEVEL
+    m.acquireCount(FastMutex)
+    FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
+    FastMutex.pointee.OldIrql = ULONG(old)
+}
+
+/// Acquires the mutex at APC_LEVEL if it is free; returns TRUE then, else FALSE with the IRQL
+/// unchanged. A failed try does not count as contention.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-extrytoacquirefastmutex
+public func ExTryToAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) -> BOOLEAN {
+    let m = enterKernel("ExTryToAcquireFastMutex", file, line)
+    m.registerFastMutex(FastMutex)
+    let old = m.irql
+    m.irql = APC_LEVEL
+    guard m.testAndResetLockBit(FastMutex) else {
+        m.irql = old
+        return FALSE
+    }
+    FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
+    FastMutex.pointee.OldIrql = ULONG(old)
+    return TRUE
+}
+
+/// Releases the mutex, hands it to the oldest sleeping waiter, and lowers to the saved IRQL.
+/// Must be called at APC_LEVEL by the thread that acquired it.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exreleasefastmutex
+public func ExReleaseFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("ExReleaseFastMutex", file, line)
+    m.registerFastMutex(FastMutex)
+    if m.options.verifier && m.irql != APC_LEVEL {
+        m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x34, ULONG_PTR(m.irql),
+                   ULONG_PTR(m.current.kthread.pointee.CombinedApcDisable), address(FastMutex))
+    }
+    m.checkReleaser(FastMutex)
+    FastMutex.pointee.Owner = nil
+    let old = KIRQL(truncatingIfNeeded: FastMutex.pointee.OldIrql)
+    m.releaseCount(FastMutex)
+    m.irql = old
+}
+
+/// Acquires the mutex without changing the IRQL. Call at APC_LEVEL or inside a critical region.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exacquirefastmutexunsafe
+public func ExAcquireFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("ExAcquireFastMutexUnsafe", file, line)
+    m.registerFastMutex(FastMutex)
+    m.checkUnsafeContext(FastMutex, subcode: 0x39)
+    m.acquireCount(FastMutex)
+    FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
+}
+
+/// Releases a mutex taken with ExAcquireFastMutexUnsafe, without changing the IRQL.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exreleasefastmutexunsafe
+public func ExReleaseFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("ExReleaseFastMutexUnsafe", file, line)
+    m.registerFastMutex(FastMutex)
+    m.checkUnsafeContext(FastMutex, subcode: 0x3A)
+    m.checkReleaser(FastMutex)
+    FastMutex.pointee.Owner = nil
+    m.releaseCount(FastMutex)
+}
+
+/// The fast mutex's embedded event.
+func eventOf(_ mutex: PFAST_MUTEX) -> PRKEVENT {
+    (UnsafeMutableRawPointer(mutex) + MemoryLayout<FAST_MUTEX>.offset(of: \.Event)!).assumingMemoryBound(to: KEVENT.self)
+}
+
+extension Machine {
+    /// Writes Count and records the change, so tests and reports can replay every value it took.
+    func setCount(_ mutex: PFAST_MUTEX, _ value: LONG) {
+        guard mutex.pointee.Count != value else { return }
+        mutex.pointee.Count = value
+        countTrace.append((mutex, value))
+    }
+
+    /// The Unsafe variants need APC_LEVEL, or PASSIVE_LEVEL inside a critical or guarded region
+    /// (APCs disabled by the counters); Driver Verifier reports 0xC4/0x39 (acquire), 0x3A (release).
+    /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exacquirefastmutexunsafe
+    fileprivate func checkUnsafeContext(_ mutex: PFAST_MUTEX, subcode: ULONG_PTR) {
+        let apcDisable = current.kthread.pointee.CombinedApcDisable
+        guard options.verifier, irql > APC_LEVEL || (irql < APC_LEVEL && apcDisable == 0) else { return }
+        bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, subcode, ULONG_PTR(irql), ULONG_PTR(apcDisable), address(mutex))
+    }
+
+    /// Verifier's deadlock detection reports a release by a thread other than the acquirer
+    /// (0xC4/0x1004) and a release of a mutex nobody acquired (0xC4/0x1007).
+    /// https://learn.microsoft.com/windows-hardware/drivers/devtest/deadlock-detection
+    fileprivate func checkReleaser(_ mutex: PFAST_MUTEX) {
+        guard options.verifier else { return }
+        let me = UnsafeMutableRawPointer(current.kthread)
+        switch mutex.pointee.Owner {
+        case nil:
+            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1007, address(mutex), 0, 0)
+        case let owner? where owner != me:
+            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1004, address(mutex), address(owner), address(me))
+        default:
+            break
+        }
+    }
+
+    /// `InterlockedBitTestAndReset(&Count, FM_LOCK_BIT_V)`: true if the lock bit was set (we own it).
+    fileprivate func testAndResetLockBit(_ mutex: PFAST_MUTEX) -> Bool {
+        schedulingPoint()
+        let old = mutex.pointee.Count
+        setCount(mutex, old & ~FM_LOCK_BIT)
+        return old & FM_LOCK_BIT != 0
+    }
+
+    /// `InterlockedCompareExchange` on Count as its own step, after a step that read `expected`.
+    private func compareExchangeCount(_ mutex: PFAST_MUTEX, _ new: LONG, _ expected: LONG) -> Bool {
+        schedulingPoint()
+        guard mutex.pointee.Count == expected else { return false }
+        setCount(mutex, new)
+        return true
+    }
+
+    /// The Count side of acquisition: the fast path, or the slow path that registers as a waiter,
+    /// sleeps on the mutex's event, and retries as the woken waiter.
+    fileprivate func acquireCount(_ mutex: PFAST_MUTEX) {
+        if testAndResetLockBit(mutex) { return }
+        mutex.pointee.Contention &+= 1
+        var remove = FM_LOCK_BIT
+        var add = FM_LOCK_WAITER_INC
+        while true {
+            schedulingPoint()
+            let count = mutex.pointee.Count
+            if count & FM_LOCK_BIT != 0 {
+                if compareExchangeCount(mutex, count ^ remove, count) { return }
+            } else if compareExchangeCount(mutex, count + add, count) {
+                _ = wait(on: UnsafeMutableRawPointer(eventOf(mutex)), timeout: nil)
+                // Adding WOKEN while the woken bit is set re-registers as a sleeper and clears it.
+                remove = FM_LOCK_BIT | FM_LOCK_WAITER_WOKEN
+                add = FM_LOCK_WAITER_WOKEN
+            }
+        }
+    }
+
+    /// The Count side of release: set the lock bit; if waiters sleep and none is already woken,
+    /// move one from "sleeping" to "woken" and signal the event (which wakes the oldest).
+    fileprivate func releaseCount(_ mutex: PFAST_MUTEX) {
+        schedulingPoint()
+        let old = mutex.pointee.Count
+        setCount(mutex, old &+ FM_LOCK_BIT)
+        guard old != 0 && old & FM_LOCK_WAITER_WOKEN == 0 else { return }
+        let released = old + FM_LOCK_BIT
+        if compareExchangeCount(mutex, released - FM_LOCK_WAITER_INC + FM_LOCK_WAITER_WOKEN, released) {
+            _ = setEvent(eventOf(mutex))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Glibc
+
+/// The machine `KsRunMachine` is running, if any. Only the simulated thread holding the baton
+/// touches machine state, and every hand-off goes through a mutex, so no further locking is needed.
+nonisolated(unsafe) var activeMachine: Machine?
+
+/// One logical processor: its IRQL register and the thread it is running.
+final class Processor {
+    let number: Int
+    var irql: KIRQL = PASSIVE_LEVEL
+    var thread: SimThread?
+    /// Simulated time at which the IRQL last rose to DISPATCH_LEVEL or above (for the DPC watchdog).
+    var raisedSince: LONGLONG = 0
+
+    init(number: Int) { self.number = number }
+}
+
+/// A kernel call site, kept per thread for crash reports.
+struct CallSite {
+    let routine: String
+    let file: String
+    let line: Int
+}
+
+/// The simulated multiprocessor: processors, threads, simulated time and the seeded scheduler state.
+final class Machine: @unchecked Sendable {
+    let options: KsMachineOptions
+    var rng: SplitMix64
+    let processors: [Processor]
+    /// Every thread ever created on this machine, in creation order (thread N is `threads[N - 1]`).
+    var threads: [SimThread] = []
+    /// Threads that can run but are not on a processor, oldest first.
+    var readyQueue: [SimThread] = []
+    /// The thread holding the baton: the only one executing.
+    var current: SimThread!
+    /// Simulated system time in 100 ns units.
+    var clock: LONGLONG = 0
+    /// The sequence of scheduling decisions, for determinism checks and reports.
+    var trace: [TraceEntry] = []
+    var outcome: KsOutcome?
+    /// Signalled once, when `outcome` is set; `KsRunMachine`'s caller waits on it.
+    let finished = Baton()
+    /// Fast mutexes seen by any ExXxxFastMutex call, so deadlock reports can show their fields.
+    var fastMutexes: [UnsafeMutablePointer<FAST_MUTEX>] = []
+    /// Every value a fast mutex's Count took through the ExXxxFastMutex routines, in order.
+    var countTrace: [(mutex: UnsafeMutablePointer<FAST_MUTEX>, count: LONG)] = []
+    /// Which thread holds each spin lock (the lock word itself only says "held": 1 on x64 free builds).
+    var spinLockOwners: [UnsafeMutablePointer<KSPIN_LOCK>: SimThread] = [:]
+    var pool = PoolState()
+
+    init(options: KsMachineOptions) {
+        precondition(options.processorCount >= 1, "KsMachineOptions.processorCount must be at least 1")
+        self.options = options
+        self.rng = SplitMix64(seed: options.seed)
+        self.processors = (0..<options.processorCount).map(Processor.init)
+    }
+
+    var currentProcessor: Processor { current.processor! }
+
+    /// The IRQL of the processor the current thread runs on (the CR8 register on x64).
+    var irql: KIRQL {
+        get { currentProcessor.irql }
+        set {
+            let p = currentProcessor
+            if p.irql < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { p.raisedSince = clock }
+            p.irql = newValue
+        }
+    }
+
+    func thread(for kthread: UnsafeRawPointer?) -> SimThread? {
+        threads.first { UnsafeRawPointer($0.kthread) == kthread }
+    }
+
+    func registerFastMutex(_ m: UnsafeMutablePointer<FAST_MUTEX>) {
+        if !fastMutexes.contains(m) { fastMutexes.append(m) }
+    }
+}
+
+/// The first step of every kernel routine: find the machine, check the caller is the running
+/// simulated thread, remember the call site, and let the scheduler run someone else first.
+func enterKernel(_ routine: String, _ file: String, _ line: Int) -> Machine {
+    guard let m = activeMachine else {
+        fatalError("KernelSim: \(routine) called at \(file):\(line) outside KsRunMachine. "
+            + "Kernel routines can only run on a simulated thread.")
+    }
+    guard let t = m.current, pthread_equal(t.pthread, pthread_self()) != 0 else {
+        fatalError("KernelSim: \(routine) called at \(file):\(line) from a thread the simulator does not run. "
+            + "Create threads with PsCreateSystemThread.")
+    }
+    t.record(CallSite(routine: routine, file: file, line: line))
+    m.schedulingPoint()
+    return m
+}

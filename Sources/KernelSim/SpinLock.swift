@@ -1,0 +1,106 @@
+// Executive spin locks with x64 multiprocessor semantics: the lock word is 0 when free and 1 when
+// held; acquiring raises to DISPATCH_LEVEL, so the holder keeps its processor until it releases.
+
+public typealias KSPIN_LOCK = ULONG_PTR
+public typealias PKSPIN_LOCK = UnsafeMutablePointer<KSPIN_LOCK>
+
+/// Sets the lock word to 0 (free).
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializespinlock
+public func KeInitializeSpinLock(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("KeInitializeSpinLock", file, line)
+    m.spinLockOwners[SpinLock] = nil
+    SpinLock.pointee = 0
+}
+
+/// Raises to DISPATCH_LEVEL, saves the previous IRQL in `*OldIrql`, and spins until the lock is free.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keacquirespinlock
+public func KeAcquireSpinLock(_ SpinLock: PKSPIN_LOCK, _ OldIrql: PKIRQL, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("KeAcquireSpinLock", file, line)
+    if m.options.verifier && m.irql > DISPATCH_LEVEL {
+        m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x42, ULONG_PTR(m.irql), address(SpinLock), 0)
+    }
+    let old = m.irql
+    m.irql = DISPATCH_LEVEL
+    m.acquireSpinLock(SpinLock)
+    OldIrql.pointee = old
+}
+
+/// Releases the lock and lowers to `NewIrql`, the value KeAcquireSpinLock saved. Call at DISPATCH_LEVEL.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kereleasespinlock
+public func KeReleaseSpinLock(_ SpinLock: PKSPIN_LOCK, _ NewIrql: KIRQL, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("KeReleaseSpinLock", file, line)
+    if m.options.verifier && m.irql != DISPATCH_LEVEL {
+        m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x32, ULONG_PTR(m.irql), address(SpinLock), 0)
+    }
+    m.releaseSpinLock(SpinLock)
+    m.lowerIrql(to: NewIrql)
+}
+
+/// Acquires the lock without changing the IRQL; the caller must already be at DISPATCH_LEVEL.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keacquirespinlockatdpclevel
+public func KeAcquireSpinLockAtDpcLevel(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("KeAcquireSpinLockAtDpcLevel", file, line)
+    m.requireDispatchLevel(SpinLock, subcode: 0x40)
+    m.acquireSpinLock(SpinLock)
+}
+
+/// Releases a lock taken with KeAcquireSpinLockAtDpcLevel, without changing the IRQL.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kereleasespinlockfromdpclevel
+public func KeReleaseSpinLockFromDpcLevel(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, line: Int = #line) {
+    let m = enterKernel("KeReleaseSpinLockFromDpcLevel", file, line)
+    m.requireDispatchLevel(SpinLock, subcode: 0x41)
+    m.releaseSpinLock(SpinLock)
+}
+
+/// Acquires the lock if it is free (TRUE), else returns FALSE at once. Call at DISPATCH_LEVEL.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ketrytoacquirespinlockatdpclevel
+public func KeTryToAcquireSpinLockAtDpcLevel(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, line: Int = #line) -> BOOLEAN {
+    let m = enterKernel("KeTryToAcquireSpinLockAtDpcLevel", file, line)
+    m.requireDispatchLevel(SpinLock, subcode: 0x40)
+    guard SpinLock.pointee == 0 else { return FALSE }
+    m.takeSpinLock(SpinLock)
+    return TRUE
+}
+
+/// TRUE if the lock word is 0. "It is a test for value == 0, not for bit 0" (KeSpinLock.c:384-394).
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-ketestspinlock
+public func KeTestSpinLock(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, line: Int = #line) -> BOOLEAN {
+    _ = enterKernel("KeTestSpinLock", file, line)
+    return SpinLock.pointee == 0 ? TRUE : FALSE
+}
+
+extension Machine {
+    /// The AtDpcLevel/FromDpcLevel routines need DISPATCH_LEVEL: Verifier reports 0xC4/0x40
+    /// (acquire) and 0x41 (release) below it.
+    fileprivate func requireDispatchLevel(_ lock: PKSPIN_LOCK, subcode: ULONG_PTR) {
+        if options.verifier && irql < DISPATCH_LEVEL {
+            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, subcode, ULONG_PTR(irql), address(lock), 0)
+        }
+    }
+
+    /// Spins until the lock is free, one scheduling step per test so the holder gets to run.
+    /// A recursive acquire can never succeed: Windows documents 0xF for it.
+    /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xf--spin-lock-already-owned
+    fileprivate func acquireSpinLock(_ lock: PKSPIN_LOCK) {
+        if lock.pointee != 0 && spinLockOwners[lock] === current {
+            bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0)
+        }
+        while lock.pointee != 0 { schedulingPoint() }
+        takeSpinLock(lock)
+    }
+
+    fileprivate func takeSpinLock(_ lock: PKSPIN_LOCK) {
+        lock.pointee = 1
+        spinLockOwners[lock] = current
+    }
+
+    /// Releasing a lock that is free, or that another thread holds, is 0x10 (P1 = lock, as in
+    /// ReactOS's debug build). https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x10--spin-lock-not-owned
+    fileprivate func releaseSpinLock(_ lock: PKSPIN_LOCK) {
+        if lock.pointee == 0 || spinLockOwners[lock] !== current {
+            bugCheck(SPIN_LOCK_NOT_OWNED, address(lock), 0, 0, 0)
+        }
+        lock.pointee = 0
+        spinLockOwners[lock] = nil
+    }
+}

@@ -1,0 +1,175 @@
+import Glibc
+
+/// `KSTART_ROUTINE`: the entry point of a system thread.
+public typealias KSTART_ROUTINE = (_ StartContext: PVOID) -> Void
+
+enum ThreadState { case ready, running, waiting, terminated }
+
+/// A simulated kernel thread, backed by a real OS thread that runs only while it holds the baton.
+final class SimThread {
+    let id: Int
+    /// Where the thread came from, for reports ("KsRunMachine body", "PsCreateSystemThread at …").
+    let origin: String
+    let kthread: UnsafeMutablePointer<KTHREAD>
+    let baton = Baton()
+    fileprivate let body: () -> Void
+    var pthread = pthread_t()
+    var state = ThreadState.ready
+    var processor: Processor?
+    /// The IRQL to restore when the thread is put back on a processor.
+    var savedIrql = PASSIVE_LEVEL
+    /// The object whose wait list holds this thread's wait block, while it waits on one.
+    var waitObject: UnsafeMutableRawPointer?
+    /// When a timed wait or delay expires, in simulated time.
+    var deadline: LONGLONG?
+    var waitStatus = STATUS_SUCCESS
+    /// The most recent kernel calls, oldest first.
+    private(set) var recentCalls: [CallSite] = []
+
+    static let recentCallLimit = 10
+
+    init(id: Int, origin: String, body: @escaping () -> Void) {
+        self.id = id
+        self.origin = origin
+        self.body = body
+        kthread = .allocate(capacity: 1)
+        kthread.initialize(to: KTHREAD())
+        kthread.pointee.Header.Type = ThreadObject
+        InitializeListHead(waitListHead(UnsafeMutableRawPointer(kthread)))
+    }
+
+    var waitListEntry: PLIST_ENTRY {
+        (UnsafeMutableRawPointer(kthread) + MemoryLayout<KTHREAD>.offset(of: \.WaitBlock)!
+            + MemoryLayout<KWAIT_BLOCK>.offset(of: \.WaitListEntry)!).assumingMemoryBound(to: LIST_ENTRY.self)
+    }
+
+    func record(_ call: CallSite) {
+        if recentCalls.count == Self.recentCallLimit { recentCalls.removeFirst() }
+        recentCalls.append(call)
+    }
+
+    var name: String { "thread \(id)" }
+}
+
+/// The OS thread body of every simulated thread.
+private func simThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let t = Unmanaged<SimThread>.fromOpaque(arg!).takeRetainedValue()
+    t.baton.wait()
+    t.body()
+    activeMachine!.exitThread(returning: true)
+    return nil
+}
+
+extension Machine {
+    /// Creates a ready thread whose OS thread waits for the baton before running `body`.
+    func spawn(origin: String, _ body: @escaping () -> Void) -> SimThread {
+        let t = SimThread(id: threads.count + 1, origin: origin, body: body)
+        threads.append(t)
+        readyQueue.append(t)
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(&attr, 4 << 20)
+        let rc = pthread_create(&t.pthread, &attr, simThreadMain, Unmanaged.passRetained(t).toOpaque())
+        pthread_attr_destroy(&attr)
+        if rc != 0 { fatalError("KernelSim: pthread_create failed (\(rc))") }
+        return t
+    }
+
+    /// A system thread must end at PASSIVE_LEVEL with its critical and guarded regions balanced:
+    /// "A thread exits with a nonzero APC disable count ... or at IRQL ≠ 0" is 0x20.
+    /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x20--kernel-apc-pending-during-exit
+    func exitThread(returning: Bool) {
+        let t = current!
+        let k = t.kthread.pointee
+        if irql != PASSIVE_LEVEL || k.KernelApcDisable != 0 || k.SpecialApcDisable != 0 {
+            let how = returning ? "returned from its start routine" : "called PsTerminateSystemThread"
+            bugCheck(KERNEL_APC_PENDING_DURING_EXIT, 0, ULONG_PTR(k.CombinedApcDisable), ULONG_PTR(irql), 0,
+                     note: "\(t.name) \(how) at IRQL \(irql) with KernelApcDisable \(k.KernelApcDisable) "
+                        + "and SpecialApcDisable \(k.SpecialApcDisable).")
+        }
+        terminateCurrentThread()
+    }
+
+    /// Routines documented for PASSIVE_LEVEL only; Driver Verifier's DDI compliance checking
+    /// reports a violation as 0xC4 with the rule's ID, a free build does not check.
+    /// https://learn.microsoft.com/windows-hardware/drivers/devtest/ddi-compliance-checking
+    func requirePassive(ddiRule: ULONG_PTR, _ rule: String) {
+        if options.verifier && irql != PASSIVE_LEVEL {
+            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, ddiRule, 0, 0, 0,
+                     note: "DDI compliance rule \(rule): called at IRQL \(irql).")
+        }
+    }
+}
+
+/// Creates a system thread that runs `StartRoutine(StartContext)` at PASSIVE_LEVEL and stores a
+/// handle to it (usable with `ZwWaitForSingleObject` and `ZwClose`). Call at PASSIVE_LEVEL.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-pscreatesystemthread
+@discardableResult
+public func PsCreateSystemThread(
+    _ ThreadHandle: PHANDLE, _ DesiredAccess: ULONG, _ ObjectAttributes: PVOID, _ ProcessHandle: HANDLE,
+    _ ClientId: PCLIENT_ID?, _ StartRoutine: @escaping KSTART_ROUTINE, _ StartContext: PVOID,
+    file: String = #filePath, line: Int = #line
+) -> NTSTATUS {
+    let m = enterKernel("PsCreateSystemThread", file, line)
+    m.requirePassive(ddiRule: 0x0002_001C, "IrqlPsPassive")
+    let t = m.spawn(origin: "PsCreateSystemThread at \(file):\(line)") { StartRoutine(StartContext) }
+    ThreadHandle.pointee = UnsafeMutableRawPointer(t.kthread)
+    ClientId?.pointee.UniqueThread = UnsafeMutableRawPointer(bitPattern: t.id)
+    return STATUS_SUCCESS
+}
+
+/// Ends the calling system thread. It does not return.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-psterminatesystemthread
+@discardableResult
+public func PsTerminateSystemThread(_ ExitStatus: NTSTATUS, file: String = #filePath, line: Int = #line) -> NTSTATUS {
+    let m = enterKernel("PsTerminateSystemThread", file, line)
+    m.requirePassive(ddiRule: 0x0002_001C, "IrqlPsPassive")
+    m.exitThread(returning: false)
+    parkForever()
+}
+
+/// The calling thread's kernel thread object.
+public func KeGetCurrentThread(file: String = #filePath, line: Int = #line) -> PKTHREAD {
+    PKTHREAD(enterKernel("KeGetCurrentThread", file, line).current.kthread)
+}
+
+/// Puts the calling thread to sleep for `Interval` (negative: relative, in 100 ns units; positive:
+/// absolute simulated system time). Call at IRQL ≤ APC_LEVEL.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kedelayexecutionthread
+@discardableResult
+public func KeDelayExecutionThread(
+    _ WaitMode: KPROCESSOR_MODE, _ Alertable: BOOLEAN, _ Interval: PLARGE_INTEGER,
+    file: String = #filePath, line: Int = #line
+) -> NTSTATUS {
+    let m = enterKernel("KeDelayExecutionThread", file, line)
+    let deadline = m.deadline(for: Interval.pointee)
+    guard deadline > m.clock else { return STATUS_SUCCESS }
+    m.requireSwitchable(waitingOn: nil)
+    let t = m.current!
+    t.state = .waiting
+    t.deadline = deadline
+    m.block()
+    return STATUS_SUCCESS
+}
+
+/// Waits for a thread handle from `PsCreateSystemThread` to be signaled (the thread has ended).
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/ntifs/nf-ntifs-zwwaitforsingleobject
+@discardableResult
+public func ZwWaitForSingleObject(
+    _ Handle: HANDLE, _ Alertable: BOOLEAN, _ Timeout: PLARGE_INTEGER?,
+    file: String = #filePath, line: Int = #line
+) -> NTSTATUS {
+    let m = enterKernel("ZwWaitForSingleObject", file, line)
+    guard let object = Handle, m.thread(for: object) != nil else { return STATUS_INVALID_HANDLE }
+    m.checkWaitIrql(object: object, timeout: Timeout)
+    return m.wait(on: object, timeout: Timeout)
+}
+
+/// Closes a handle. Thread handles need no cleanup in the simulator beyond validation.
+@discardableResult
+public func ZwClose(_ Handle: HANDLE, file: String = #filePath, line: Int = #line) -> NTSTATUS {
+    let m = enterKernel("ZwClose", file, line)
+    guard let object = Handle, m.thread(for: object) != nil else { return STATUS_INVALID_HANDLE }
+    return STATUS_SUCCESS
+}
