@@ -239,6 +239,27 @@ final class RenderersTests: XCTestCase {
         XCTAssertLessThan(exampleAt.lowerBound, bugAt.lowerBound)
     }
 
+    func testHiddenBlocksStayOutOfReports() throws {
+        let path = "chapters/04-hidden.md"
+        let markdown = "# Hidden\n\n```swift hidden\nsetup() // HIDDEN_CODE\n```\n"
+        let block = Block(index: 0, fence: SourceLocation(file: path, line: 3), code: "setup() // HIDDEN_CODE\n", hidden: true)
+        let crash = BugCheckInfo(code: 0xA, name: "IRQL_NOT_LESS_OR_EQUAL", parameters: [1, 2, 3, 4], report: "HIDDEN_REPORT")
+        let results = [ChapterResult(chapter: Chapter(path: path, title: "Hidden", markdown: markdown, blocks: [block]), results: [
+            BlockResult(chapter: path, block: block, status: .bugCheck, message: "setup bug-checked",
+                        stdout: "HIDDEN_STDOUT\n", stderr: "HIDDEN_STDERR\n", bugCheck: crash),
+        ])]
+        let dir = try temporaryDirectory()
+        try writeHTMLReport(results, to: dir)
+        try writeCoursePages(results, options: PageOptions(), to: dir + "/pages")
+        for text in [try read(dir, "index.html"), junitReport(results), jsonReport(results), try read(dir, "pages/04-hidden.html")] {
+            for secret in ["HIDDEN_CODE", "HIDDEN_STDOUT", "HIDDEN_STDERR", "HIDDEN_REPORT"] {
+                XCTAssertFalse(text.contains(secret), "\(secret) leaked")
+            }
+            XCTAssertTrue(text.contains("setup bug-checked"))
+        }
+        XCTAssertTrue(try read(dir, "index.html").contains("IRQL_NOT_LESS_OR_EQUAL (0xA)"))
+    }
+
     // MARK: Course pages
 
     func testPagesEscapeCodeAndDropRawHTML() throws {

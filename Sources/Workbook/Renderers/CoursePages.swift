@@ -1,7 +1,7 @@
 import Foundation
 
 /// What the course pages reveal beyond the learner's view.
-public struct PageOptions: Sendable {
+public struct PageOptions: Hashable, Sendable {
     /// Show the code of `check=` and `hidden` blocks instead of a one-line note (for authors).
     public var showChecks: Bool
     /// Show each exercise's reference solution, folded, after its starter (for authors or after the
@@ -197,7 +197,7 @@ struct CoursePages {
         return self.document(title: "\(chapter.chapter.title) \u{2014} \(options.courseTitle)", current: index, body: body)
     }
 
-    func hides(_ block: Block) -> Bool { Rendering.isHiddenFromPages(block) && !options.showChecks }
+    func hides(_ block: Block) -> Bool { Rendering.isHidden(block) && !options.showChecks }
 
     func swiftBlock(_ block: Block, result: BlockResult?) -> String {
         let anchor = "L\(block.fence.line)"

@@ -5,8 +5,8 @@ import Foundation
 ///
 /// The page opens with the totals and a grid of every exercise, then lists each chapter's blocks
 /// with status, location, kind and duration; failures carry their message, diagnostics, bug check,
-/// output diff and captured output. A check block's code and output never appear, only its status,
-/// message, diagnostics and bug-check title: the checks grade the learner and must not leak.
+/// output diff and captured output. A check's (or `hidden` block's) code, output and crash report
+/// never appear, only its status, message, diagnostics and bug-check title: checks must not leak.
 public func writeHTMLReport(_ results: [ChapterResult], to directory: String) throws {
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let path = (directory as NSString).appendingPathComponent("index.html")
@@ -142,7 +142,7 @@ enum HTMLReport {
 
     static func blockItem(_ result: BlockResult, anchor: String) -> String {
         let block = result.block
-        let isCheck = Rendering.isCheck(block)
+        let isHidden = Rendering.isHidden(block)
         var head = Rendering.statusBadge(result.status)
         head += " <a class=\"loc\" href=\"#\(anchor)\"><code>\(HTMLEscaping.escape(block.fence.description))</code></a>"
         head += " <span class=\"kind\">\(HTMLEscaping.escape(Rendering.kindLabel(block)))</span>"
@@ -154,13 +154,13 @@ enum HTMLReport {
 
         var body = ""
         if !result.status.isSuccess {
-            body += failureDetails(result, isCheck: isCheck)
+            body += failureDetails(result, isHidden: isHidden)
         }
         return "<li class=\"block tone-\(Rendering.tone(result.status))\" id=\"\(anchor)\">\n"
             + "<div class=\"block-head\">\(head)</div>\n\(body)</li>\n"
     }
 
-    static func failureDetails(_ result: BlockResult, isCheck: Bool) -> String {
+    static func failureDetails(_ result: BlockResult, isHidden: Bool) -> String {
         let block = result.block
         var html = ""
         if !result.message.isEmpty {
@@ -174,10 +174,11 @@ enum HTMLReport {
             html += "</ul>\n"
         }
         if let bugCheck = result.bugCheck {
-            html += bugCheckBox(bugCheck, withReport: !isCheck)
+            html += bugCheckBox(bugCheck, withReport: !isHidden)
         }
-        if isCheck {
-            html += "<p class=\"muted note\">This is a check: its code and output stay out of the report.</p>\n"
+        if isHidden {
+            let what = Rendering.isCheck(block) ? "a check" : "a hidden block"
+            html += "<p class=\"muted note\">This is \(what): its code and output stay out of the report.</p>\n"
             return html
         }
         if Rendering.showsOutputDiff(result), let expected = block.expectedOutput?.text {

@@ -7,7 +7,7 @@ import Foundation
 /// in a classname as package separators) as classname, plus `file` and `line` attributes.
 /// Unsuccessful blocks get `<failure message="…" type="<status>">` whose text holds the message,
 /// diagnostics, bug check and output diff; ignored blocks get `<skipped/>`. Program output goes
-/// in `<system-out>`/`<system-err>`, except for checks, whose output must not leak.
+/// in `<system-out>`/`<system-err>`, except for checks and `hidden` blocks, whose output must not leak.
 public func junitReport(_ results: [ChapterResult]) -> String {
     let tally = Rendering.Tally(results)
     let total = results.flatMap(\.results).reduce(0) { $0 + $1.duration }
@@ -36,7 +36,7 @@ enum JUnit {
         let open = "    <testcase name=\"\(XMLEscaping.escape("\(slug):\(block.fence.line)"))\" "
             + "classname=\"\(XMLEscaping.escape(className))\" file=\"\(XMLEscaping.escape(file))\" "
             + "line=\"\(block.fence.line)\" time=\"\(Rendering.formatSeconds(result.duration))\""
-        let isCheck = Rendering.isCheck(block)
+        let isHidden = Rendering.isHidden(block)
         var inner = ""
         if result.status == .ignored {
             inner += "      <skipped/>\n"
@@ -44,9 +44,9 @@ enum JUnit {
             let headline = result.message.split(separator: "\n").first.map(String.init)
                 ?? "\(Rendering.kindLabel(block)): \(Rendering.label(result.status))"
             inner += "      <failure message=\"\(XMLEscaping.escape(headline))\" type=\"\(result.status.rawValue)\">"
-                + XMLEscaping.escape(details(result, isCheck: isCheck), attribute: false) + "</failure>\n"
+                + XMLEscaping.escape(details(result, isHidden: isHidden), attribute: false) + "</failure>\n"
         }
-        if !isCheck {
+        if !isHidden {
             if !result.stdout.isEmpty { inner += "      <system-out>\(XMLEscaping.escape(result.stdout, attribute: false))</system-out>\n" }
             if !result.stderr.isEmpty { inner += "      <system-err>\(XMLEscaping.escape(result.stderr, attribute: false))</system-err>\n" }
         }
@@ -54,7 +54,7 @@ enum JUnit {
     }
 
     /// The failure's text, as a terminal would show it.
-    static func details(_ result: BlockResult, isCheck: Bool) -> String {
+    static func details(_ result: BlockResult, isHidden: Bool) -> String {
         var parts: [String] = ["\(result.block.fence): \(Rendering.kindLabel(result.block)): \(Rendering.label(result.status))"]
         if !result.message.isEmpty { parts.append(result.message) }
         if !result.diagnostics.isEmpty { parts.append(result.diagnostics.map(\.description).joined(separator: "\n")) }
@@ -63,10 +63,10 @@ enum JUnit {
             for (i, parameter) in bugCheck.parameters.enumerated() {
                 text += "\n  Arg\(i + 1): \(Rendering.hexParameter(parameter))"
             }
-            if !isCheck, !bugCheck.report.isEmpty { text += "\n\n" + bugCheck.report }
+            if !isHidden, !bugCheck.report.isEmpty { text += "\n\n" + bugCheck.report }
             parts.append(text)
         }
-        if !isCheck, Rendering.showsOutputDiff(result), let expected = result.block.expectedOutput?.text {
+        if !isHidden, Rendering.showsOutputDiff(result), let expected = result.block.expectedOutput?.text {
             parts.append("Expected output (-) vs actual (+):\n"
                 + Rendering.unifiedText(Rendering.lineDiff(expected: expected, actual: result.stdout)))
         }

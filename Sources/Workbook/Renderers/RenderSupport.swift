@@ -66,8 +66,10 @@ enum Rendering {
         return false
     }
 
-    /// Whether the pages replace the block by a note: checks always, others when marked `hidden`.
-    static func isHiddenFromPages(_ block: Block) -> Bool { isCheck(block) || block.hidden }
+    /// Whether the block's code and output are kept from readers: checks always, others when marked
+    /// `hidden`. Pages replace it by a note (unless asked to show checks); reports give only its
+    /// status, message, diagnostics and bug-check title, never its code, output or crash report.
+    static func isHidden(_ block: Block) -> Bool { isCheck(block) || block.hidden }
 
     /// Short human label for badges.
     static func label(_ status: BlockStatus) -> String {
