@@ -88,7 +88,7 @@ enum HTMLReport {
             let done = exercises.filter(\.passed).count
             rows += """
             <tr><th scope="row"><a href="#c\(index)">\(HTMLEscaping.escape(chapter.chapter.title))</a></th>\
-            <td class="count">\(done)/\(exercises.count)</td><td class="chips">\(cells)</td></tr>
+            <td class="count">\(done)/\(exercises.count)</td><td><div class="chips">\(cells)</div></td></tr>
 
             """
         }
