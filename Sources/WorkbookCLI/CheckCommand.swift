@@ -74,7 +74,7 @@ struct CheckCommand: ParsableCommand {
         for chapter in chapters {
             let result = checker.check(chapter)
             print(TerminalSummary.chapterReport(result, learnerMode: solutions == nil))
-            fflush(stdout)
+            fflush(nil)
             results.append(result)
         }
         try writeOutputs(results)

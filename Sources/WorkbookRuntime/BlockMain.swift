@@ -26,17 +26,17 @@ public func workbookMain(_ blocks: [Int: WorkbookBlock]) -> Never {
     let arguments = CommandLine.arguments
     guard arguments.count == 3, arguments[1] == "--block", let index = Int(arguments[2]),
           let block = blocks[index] else {
-        fputs("usage: \(arguments.first ?? "program") --block N  (N one of \(blocks.keys.sorted()))\n", stderr)
+        writeError("usage: \(arguments.first ?? "program") --block N  (N one of \(blocks.keys.sorted()))\n")
         exit(64)
     }
     let options = KsMachineOptions(processorCount: block.processors, seed: block.seed, verifier: block.verifier)
     let outcome = KsRunMachine(options, block.body)
-    fflush(stdout)
+    fflush(nil)
     let record = ResultRecord(nonce: environment("WORKBOOK_NONCE") ?? "", outcome: outcome,
                               failures: recordedFailures())
     if let path = environment("WORKBOOK_RESULT_FILE") {
         guard let file = fopen(path, "w") else {
-            fputs("workbook: cannot write the result file \(path)\n", stderr)
+            writeError("workbook: cannot write the result file \(path)\n")
             exit(70)
         }
         fputs(record.json, file)
@@ -45,9 +45,13 @@ public func workbookMain(_ blocks: [Int: WorkbookBlock]) -> Never {
         print(record.json)
     }
     // _exit: parked simulated threads and atexit handlers must not get a say after the handshake.
-    fflush(stdout)
-    fflush(stderr)
+    fflush(nil)
     _exit(0)
+}
+
+private func writeError(_ text: String) {
+    var bytes = Array(text.utf8)
+    _ = write(STDERR_FILENO, &bytes, bytes.count)
 }
 
 private func environment(_ name: String) -> String? {

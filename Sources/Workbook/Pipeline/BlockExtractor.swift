@@ -47,9 +47,7 @@ public enum BlockExtractor {
                     continue
                 }
                 guard let index = previous.blockIndex else { continue }  // that block's error is reported
-                if blocks[index].expectedOutput != nil {
-                    errors.append(ChapterError(location, "second output block for the swift block at line \(blocks[index].fence.line)"))
-                } else if !blocks[index].runs {
+                if !blocks[index].runs {
                     errors.append(ChapterError(location, "output block follows the block at line \(blocks[index].fence.line), which is not run"))
                 } else {
                     blocks[index].expectedOutput = ExpectedOutput(text: code.literal, fence: location)

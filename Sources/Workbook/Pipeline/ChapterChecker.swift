@@ -117,8 +117,9 @@ public struct ChapterChecker: Sendable {
 
         // compile_fail blocks, each type-checked alone against the declarations that compiled.
         let expectFailure = compiled.filter { results[$0.index] == nil && !shared.contains($0) }
+        let (compiledDeclarations, allSplits) = (included, splits)
         let judged = parallelMap(expectFailure) { block in
-            judgeCompileFail(block, chapter: chapter, declarations: included, splits: splits,
+            judgeCompileFail(block, chapter: chapter, declarations: compiledDeclarations, splits: allSplits,
                              folder: "\(folder)/compile-fail-\(block.index)", moduleName: moduleName)
         }
         for result in judged { results[result.block.index] = result }

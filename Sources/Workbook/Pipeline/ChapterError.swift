@@ -8,7 +8,10 @@ public struct ChapterError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var description: String { "\(location): error: \(message)" }
+    /// `file:line: error: message`, or `file: error: message` for a whole-file problem (line 0).
+    public var description: String {
+        location.line > 0 ? "\(location): error: \(message)" : "\(location.file): error: \(message)"
+    }
 }
 
 /// Several chapter errors found in one pass, so an author fixes them all at once.

@@ -10,7 +10,6 @@ struct ChildProcess {
     var executable: String
     var arguments: [String]
     var environment: [String: String] = ProcessInfo.processInfo.environment
-    var workingDirectory: String?
     var timeLimit: Double
     /// Bytes of stdout plus stderr after which the child is killed.
     var outputLimit: Int = .max
@@ -43,9 +42,6 @@ struct ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        if let workingDirectory {
-            posix_spawn_file_actions_addchdir_np(&actions, workingDirectory)
-        }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

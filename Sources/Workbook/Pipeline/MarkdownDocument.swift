@@ -1,4 +1,5 @@
 import CCmark
+import Foundation
 
 /// A CommonMark document parsed by libcmark, owning its node tree.
 ///

@@ -1,0 +1,49 @@
+import XCTest
+@testable import Workbook
+
+/// The course itself is a test: with the reference solutions every block passes; with the starters
+/// every exercise fails while every other block still passes. Together these prove that no
+/// exercise's checks are vacuous.
+final class CourseTests: XCTestCase {
+    private func loadCourse() throws -> [Chapter] {
+        let files = try ChapterLoader.chapterFiles(["\(packageRoot)/chapters"])
+        XCTAssertGreaterThanOrEqual(files.count, 2, "the course has chapters")
+        return try ChapterLoader.load(files, solutionsFolder: "\(packageRoot)/solutions")
+    }
+
+    func testEveryBlockPassesWithTheReferenceSolutions() throws {
+        let checker = try makeChecker(substituteSolutions: true, name: "course-solutions")
+        for chapter in try loadCourse() {
+            let result = checker.check(chapter)
+            XCTAssertFalse(result.results.isEmpty, "\(chapter.path) has checked blocks")
+            for block in result.results where !block.status.isSuccess {
+                XCTFail("\(block.block.fence): \(block.status.rawValue): \(block.message)")
+            }
+            XCTAssertGreaterThanOrEqual(result.exercises.count, 3, "\(chapter.path) has at least three exercises")
+        }
+    }
+
+    func testEveryExerciseFailsOnItsStarterAndNothingElseDoes() throws {
+        let checker = try makeChecker(substituteSolutions: false, name: "course-starters")
+        for chapter in try loadCourse() {
+            let result = checker.check(chapter)
+            var failingChecks: [String: Int] = [:]
+            for block in result.results {
+                switch block.block.role {
+                case .example:
+                    XCTAssertTrue(block.status.isSuccess,
+                                  "\(block.block.fence) is not part of an exercise and must pass with the starters: \(block.status.rawValue): \(block.message)")
+                case .check(let id):
+                    if !block.status.isSuccess { failingChecks[id, default: 0] += 1 }
+                case .exercise:
+                    break
+                }
+            }
+            for exercise in result.exercises {
+                XCTAssertFalse(exercise.passed, "\(chapter.path): exercise '\(exercise.id)' passes on its starter")
+                XCTAssertGreaterThan(failingChecks[exercise.id] ?? 0, 0,
+                                     "\(chapter.path): no check of exercise '\(exercise.id)' fails on its starter")
+            }
+        }
+    }
+}
