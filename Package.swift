@@ -4,9 +4,10 @@ import PackageDescription
 let package = Package(
     name: "IRQLWorkbook",
     products: [
-        // Generated chapter programs link against these two dynamic libraries.
-        .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim"]),
-        .library(name: "WorkbookRuntime", type: .dynamic, targets: ["WorkbookRuntime"]),
+        // The one shared library generated chapter programs link against: the simulator and the
+        // block runtime together, so the program and the runtime share one machine (two libraries
+        // would each carry their own copy of KernelSim's state).
+        .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim", "WorkbookRuntime"]),
         .library(name: "Workbook", targets: ["Workbook"]),
         .executable(name: "workbook", targets: ["WorkbookCLI"]),
     ],

@@ -1,7 +1,7 @@
 import Foundation
 
-/// The built simulator the generated programs compile against: `libKernelSim.so`,
-/// `libWorkbookRuntime.so` and their `Modules/` in SwiftPM's build folder.
+/// The built simulator the generated programs compile against: `libKernelSim.so` (which also
+/// holds the WorkbookRuntime module) and the modules' interfaces in SwiftPM's build folder.
 public struct SimulatorBuild: Sendable {
     public var directory: String
 
@@ -21,7 +21,7 @@ public struct SimulatorBuild: Sendable {
     }
 
     var requiredFiles: [String] {
-        ["libKernelSim.so", "libWorkbookRuntime.so", "Modules/KernelSim.swiftmodule",
+        ["libKernelSim.so", "Modules/KernelSim.swiftmodule",
          "Modules/WorkbookRuntime.swiftmodule"].map { "\(directory)/\($0)" }
     }
 
@@ -83,7 +83,7 @@ public struct Compiler: Sendable {
         ]
         if let executable {
             // -g: a trap's backtrace then names the chapter line (toolchain-notes §6.2).
-            arguments += ["-g", "-L", simulator.directory, "-lKernelSim", "-lWorkbookRuntime",
+            arguments += ["-g", "-L", simulator.directory, "-lKernelSim",
                           "-Xlinker", "-rpath", "-Xlinker", simulator.directory, "-o", executable]
         } else {
             arguments.append("-typecheck")
