@@ -330,6 +330,33 @@ final class RenderersTests: XCTestCase {
         XCTAssertTrue(page2.contains("<a href=\"02-fast-mutex.html\" aria-current=\"page\">"))
     }
 
+    func testSubstitutedSolutionResultsStillMatchTheirStarter() throws {
+        // With `--solutions`, the runner reports the starter's block at the solution's location.
+        let path = "chapters/05-sub.md"
+        let markdown = "# Sub\n\n```swift exercise=e1\nstarter() // STARTER_TEXT\n```\n\n```swift\nlater()\n```\n"
+        let starter = Block(index: 0, fence: SourceLocation(file: path, line: 3), code: "starter() // STARTER_TEXT\n",
+                            role: .exercise(id: "e1"))
+        let later = Block(index: 1, fence: SourceLocation(file: path, line: 7), code: "later()\n")
+        var substituted = starter
+        substituted.fence = SourceLocation(file: "solutions/05-sub.md", line: 40)
+        substituted.code = "solved()\n"
+        let results = [ChapterResult(chapter: Chapter(path: path, title: "Sub", markdown: markdown, blocks: [starter, later]), results: [
+            BlockResult(chapter: path, block: later, status: .passed),
+            BlockResult(chapter: path, block: substituted, status: .failed, message: "SUBSTITUTED_FAILED"),
+        ])]
+        let dir = try temporaryDirectory()
+        try writeCoursePages(results, options: PageOptions(), to: dir)
+        let page = try read(dir, "05-sub.html")
+        XCTAssertTrue(page.contains("STARTER_TEXT"), "pages show the learner's starter")
+        XCTAssertTrue(page.contains("SUBSTITUTED_FAILED"), "with the status of the block that ran in its place")
+
+        let blocks = try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(jsonReport(results).utf8)) as? [String: Any])?["blocks"] as? [[String: Any]])
+        XCTAssertEqual(blocks.map { $0["index"] as? Int }, [0, 1], "document order by index")
+        XCTAssertEqual(blocks[0]["file"] as? String, "solutions/05-sub.md")
+        XCTAssertEqual(blocks[0]["chapter"] as? String, path)
+        XCTAssertEqual(blocks[0]["line"] as? Int, 40)
+    }
+
     // MARK: JSON
 
     func testJSONFollowsTheSchema() throws {
@@ -345,7 +372,7 @@ final class RenderersTests: XCTestCase {
         let blocks = try XCTUnwrap(root["blocks"] as? [[String: Any]])
         XCTAssertEqual(blocks.count, 8)
 
-        let keys: Set<String> = ["chapter", "line", "index", "kind", "role", "expect", "exercise", "status", "duration",
+        let keys: Set<String> = ["chapter", "file", "line", "index", "kind", "role", "expect", "exercise", "status", "duration",
                                  "message", "cached", "bugcheck", "diagnostics"]
         for block in blocks { XCTAssertEqual(Set(block.keys), keys) }
 

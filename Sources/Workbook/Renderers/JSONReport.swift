@@ -11,6 +11,8 @@ import Foundation
 //   "blocks": [                                  // every block, chapters in the order given, blocks by line
 //     {
 //       "chapter": "chapters/01-irql.md",        // the chapter's path as the user named it
+//       "file": "chapters/01-irql.md",           // the file `line` is in: the chapter, or the solutions
+//                                                // file when a reference solution replaced the starter
 //       "line": 12,                              // line of the opening ```swift fence, 1-based
 //       "index": 0,                              // position among the chapter's swift blocks, from 0
 //       "kind": "example|exercise|check|bugcheck|compile_fail|no_run|ignore",
@@ -37,6 +39,8 @@ import Foundation
 // ("bugcheck", "compile_fail", "no_run", "ignore"), and "example" for a plain example that runs.
 // `role` and `expect` give the two halves separately. `passed` counts status "passed", `ignored`
 // status "ignored", `failed` everything else. An exercise has passed when all its blocks passed.
+//
+// Blocks are ordered by their position in the chapter (`index`).
 //
 // Stability: keys are sorted and the output is pretty-printed, so the same results give the same
 // bytes. Fields are only ever added within version 1; renaming or removing one bumps `version`.
@@ -80,6 +84,7 @@ enum JSONResults {
 
     struct Block: Encodable {
         var chapter: String
+        var file: String
         var line: Int
         var index: Int
         var kind: String
@@ -95,6 +100,7 @@ enum JSONResults {
 
         init(_ result: BlockResult, chapter path: String) {
             chapter = path
+            file = result.block.fence.file.isEmpty ? path : result.block.fence.file
             line = result.block.fence.line
             index = result.block.index
             kind = Rendering.reportKind(result.block)
@@ -110,7 +116,7 @@ enum JSONResults {
         }
 
         enum CodingKeys: String, CodingKey {
-            case chapter, line, index, kind, role, expect, exercise, status, duration, message, cached, bugcheck, diagnostics
+            case chapter, file, line, index, kind, role, expect, exercise, status, duration, message, cached, bugcheck, diagnostics
         }
 
         // Written out so that absent values appear as `null` rather than vanishing: consumers
@@ -118,6 +124,7 @@ enum JSONResults {
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(chapter, forKey: .chapter)
+            try c.encode(file, forKey: .file)
             try c.encode(line, forKey: .line)
             try c.encode(index, forKey: .index)
             try c.encode(kind, forKey: .kind)

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// `<testsuites>` holds one `<testsuite>` per chapter (named by its path) and one `<testcase>` per
 /// block, named `<slug>:<fence line>` with the chapter path (without `.md`, since CI tools read dots
-/// in a classname as package separators) as classname, plus `file` and `line` attributes.
+/// in a classname as package separators) as classname, plus `file` and `line` attributes (the
+/// solutions file when a reference solution replaced the starter).
 /// Unsuccessful blocks get `<failure message="…" type="<status>">` whose text holds the message,
 /// diagnostics, bug check and output diff; ignored blocks get `<skipped/>`. Program output goes
 /// in `<system-out>`/`<system-err>`, except for checks and `hidden` blocks, whose output must not leak.
@@ -22,7 +23,8 @@ public func junitReport(_ results: [ChapterResult]) -> String {
         xml += "  <testsuite name=\"\(XMLEscaping.escape(path))\" tests=\"\(suite.total)\" failures=\"\(suite.failed)\" "
             + "errors=\"0\" skipped=\"\(suite.ignored)\" time=\"\(Rendering.formatSeconds(time))\">\n"
         for result in Rendering.orderedResults(chapter) {
-            xml += JUnit.testcase(result, slug: chapter.chapter.slug, className: className, file: path)
+            xml += JUnit.testcase(result, slug: chapter.chapter.slug, className: className,
+                                  file: result.block.fence.file.isEmpty ? path : result.block.fence.file)
         }
         xml += "  </testsuite>\n"
     }

@@ -104,16 +104,21 @@ enum Rendering {
         }
     }
 
-    /// The result of `block`, matched by index first and by fence line if the runner renumbered.
+    /// The result of `block`: same index and line; else same line in the same file (the runner
+    /// renumbered); else same index and role, for an exercise whose starter the runner replaced by
+    /// its reference solution (the result then carries the solution's location).
     static func result(for block: Block, in chapter: ChapterResult) -> BlockResult? {
         chapter.results.first { $0.block.index == block.index && $0.block.fence.line == block.fence.line }
-            ?? chapter.results.first { $0.block.fence.line == block.fence.line }
+            ?? chapter.results.first { $0.block.fence == block.fence }
+            ?? chapter.results.first { $0.block.index == block.index && $0.block.role == block.role }
     }
 
-    /// Results in document order, whatever order the runner finished them in.
+    /// Results in document order, whatever order the runner finished them in. By block index
+    /// first, because a substituted solution's line belongs to another file.
     static func orderedResults(_ chapter: ChapterResult) -> [BlockResult] {
         chapter.results.enumerated()
-            .sorted { ($0.element.block.fence.line, $0.offset) < ($1.element.block.fence.line, $1.offset) }
+            .sorted { ($0.element.block.index, $0.element.block.fence.line, $0.offset)
+                    < ($1.element.block.index, $1.element.block.fence.line, $1.offset) }
             .map(\.element)
     }
 
