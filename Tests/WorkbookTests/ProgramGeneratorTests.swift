@@ -62,7 +62,7 @@ final class ProgramGeneratorTests: XCTestCase {
 
     func testOutputComparisonIgnoresTrailingWhitespaceAndShowsADiff() {
         XCTAssertNil(OutputComparison.difference(expected: "a\nb\n", actual: "a  \nb\n\n"))
-        XCTAssertEqual(OutputComparison.difference(expected: "a\nb\nc\n", actual: "a\nx\nc\n"), "  a\n+ x\n- b\n  c")
+        XCTAssertEqual(OutputComparison.difference(expected: "a\nb\nc\n", actual: "a\nx\nc\n"), "  a\n- b\n+ x\n  c")
     }
 
     func testSHA256KnownAnswers() {

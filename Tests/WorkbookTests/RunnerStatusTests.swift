@@ -77,6 +77,7 @@ final class RunnerStatusTests: XCTestCase {
 
         ```swift
         var mutex = FAST_MUTEX()
+        KeInitializeEvent(&mutex.Event, SynchronizationEvent, FALSE)
         ExAcquireFastMutex(&mutex)
         ```
 
@@ -205,31 +206,32 @@ final class RunnerStatusTests: XCTestCase {
         XCTAssertTrue(result(68)?.message.contains("no error contains \"no such words\"") ?? false)
     }
 
-    func testDeadlock() {
+    func testForgottenCountDeadlocksOnTheFirstAcquire() {
         XCTAssertEqual(result(72)?.status, .deadlock, result(72)?.message ?? "")
+        XCTAssertTrue(result(72)?.message.contains("every simulated thread is blocked") ?? false)
     }
 
     func testFailedChecksNameTheirLines() {
-        let failed = result(77)
+        let failed = result(78)
         XCTAssertEqual(failed?.status, .failed)
-        XCTAssertTrue(failed?.message.contains("fixture.md:78: the IRQL: expected 2, got 0") ?? false, failed?.message ?? "")
-        XCTAssertTrue(failed?.message.contains("fixture.md:79: arithmetic") ?? false, failed?.message ?? "")
+        XCTAssertTrue(failed?.message.contains("fixture.md:79: the IRQL: expected 2, got 0") ?? false, failed?.message ?? "")
+        XCTAssertTrue(failed?.message.contains("fixture.md:80: arithmetic") ?? false, failed?.message ?? "")
     }
 
     func testOutputMismatchShowsADiff() {
-        XCTAssertEqual(result(82)?.status, .failed)
-        XCTAssertTrue(result(82)?.message.contains("- b\n+ a") ?? false, result(82)?.message ?? "")
+        XCTAssertEqual(result(83)?.status, .failed)
+        XCTAssertTrue(result(83)?.message.contains("- b\n+ a") ?? false, result(83)?.message ?? "")
     }
 
     func testNoRunAndIgnore() {
-        XCTAssertEqual(result(90)?.status, .passed)
-        XCTAssertEqual(result(90)?.duration, 0)
-        XCTAssertEqual(result(94)?.status, .ignored)
+        XCTAssertEqual(result(91)?.status, .passed)
+        XCTAssertEqual(result(91)?.duration, 0)
+        XCTAssertEqual(result(95)?.status, .ignored)
     }
 
     func testDeclarationsAreSharedAcrossBlocks() {
-        XCTAssertEqual(result(98)?.status, .passed, result(98)?.message ?? "")
-        XCTAssertEqual(result(102)?.status, .passed, result(102)?.message ?? "")
+        XCTAssertEqual(result(99)?.status, .passed, result(99)?.message ?? "")
+        XCTAssertEqual(result(103)?.status, .passed, result(103)?.message ?? "")
     }
 
     func testSecondRunComesFromTheCacheExceptTimeouts() {

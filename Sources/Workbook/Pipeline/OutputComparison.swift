@@ -25,10 +25,10 @@ enum OutputComparison {
         while i < a.count || j < b.count {
             if i < a.count, j < b.count, a[i] == b[j] {
                 lines.append("  \(a[i])"); i += 1; j += 1
-            } else if j < b.count, i == a.count || table[i][j + 1] >= table[i + 1][j] {
-                lines.append("+ \(b[j])"); j += 1
+            } else if i < a.count, j == b.count || table[i + 1][j] >= table[i][j + 1] {
+                lines.append("- \(a[i])"); i += 1  // removals first, as diff(1) shows them
             } else {
-                lines.append("- \(a[i])"); i += 1
+                lines.append("+ \(b[j])"); j += 1
             }
         }
         return lines.joined(separator: "\n")
