@@ -25,7 +25,7 @@ deps:
 	@scripts/install-deps.sh
 
 bench: build
-	scripts/benchmark.sh
+	scripts/benchmark.py
 
 clean:
 	rm -rf build .build
