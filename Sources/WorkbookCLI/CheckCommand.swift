@@ -70,12 +70,13 @@ struct CheckCommand: ParsableCommand {
             FileHandle.standardError.write(Data("workbook: \(error)\n".utf8))
             throw ExitCode(2)
         }
-        var results: [ChapterResult] = []
-        for chapter in chapters {
-            let result = checker.check(chapter)
-            print(TerminalSummary.chapterReport(result, learnerMode: solutions == nil))
+        let learnerMode = solutions == nil
+        let printLock = NSLock()
+        let results = checker.check(chapters) { result in
+            printLock.lock()
+            print(TerminalSummary.chapterReport(result, learnerMode: learnerMode))
             fflush(nil)
-            results.append(result)
+            printLock.unlock()
         }
         try writeOutputs(results)
         print(TerminalSummary.closingLine(results))

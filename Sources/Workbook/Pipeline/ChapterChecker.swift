@@ -37,6 +37,20 @@ public struct ChapterChecker: Sendable {
         }
     }
 
+    /// Checks `chapters`, as many at once as there are jobs (each chapter's compile uses one core),
+    /// calling `finished` as each one ends; the results keep the chapters' order.
+    public func check(_ chapters: [Chapter], finished: @Sendable (ChapterResult) -> Void = { _ in }) -> [ChapterResult] {
+        let results = ResultsBox<ChapterResult>(count: chapters.count)
+        DispatchQueue.concurrentPerform(iterations: min(jobs, chapters.count)) { _ in
+            while let index = results.claim() {
+                let result = check(chapters[index])
+                finished(result)
+                results.set(index, result)
+            }
+        }
+        return results.values
+    }
+
     public func check(_ chapter: Chapter) -> ChapterResult {
         let blocks = effectiveBlocks(chapter)
         var results: [Int: BlockResult] = [:]
