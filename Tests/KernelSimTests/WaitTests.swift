@@ -1,0 +1,175 @@
+import XCTest
+@testable import KernelSim
+
+final class WaitTests: XCTestCase {
+    func testRelativeTimeoutExpiresInSimulatedTime() {
+        var status: NTSTATUS = -1
+        var elapsed: LONGLONG = 0
+        let m = simulate {
+            var e = KEVENT()
+            KeInitializeEvent(&e, NotificationEvent, FALSE)
+            var timeout = LARGE_INTEGER(QuadPart: -10 * 1000 * 50)   // 50 ms
+            let before = activeMachine!.clock
+            status = KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &timeout)
+            elapsed = activeMachine!.clock - before
+        }
+        assertCompleted(m)
+        XCTAssertEqual(status, STATUS_TIMEOUT)
+        XCTAssertGreaterThanOrEqual(elapsed, 500_000)
+        XCTAssertLessThan(elapsed, 510_000)
+    }
+
+    func testZeroTimeoutPollsEvenAtDispatchLevel() {
+        var statuses: [NTSTATUS] = []
+        let m = simulate {
+            var e = KEVENT()
+            KeInitializeEvent(&e, NotificationEvent, FALSE)
+            var zero = LARGE_INTEGER()
+            let old = KeRaiseIrqlToDpcLevel()
+            statuses.append(KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &zero))
+            KeSetEvent(&e, IO_NO_INCREMENT, FALSE)
+            statuses.append(KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &zero))
+            KeLowerIrql(old)
+        }
+        assertCompleted(m)
+        XCTAssertEqual(statuses, [STATUS_TIMEOUT, STATUS_WAIT_0])
+    }
+
+    func testASetBeforeTheDeadlineEndsTheWaitWithWait0() {
+        for seed in 0..<5 as Range<UInt64> {
+            var status: NTSTATUS = -1
+            let m = simulate(seed: seed) {
+                var e = KEVENT()
+                KeInitializeEvent(&e, SynchronizationEvent, FALSE)
+                let h = startThread {
+                    var nap = LARGE_INTEGER(QuadPart: -10_000)   // 1 ms
+                    KeDelayExecutionThread(KernelMode, FALSE, &nap)
+                    KeSetEvent(&e, IO_NO_INCREMENT, FALSE)
+                }
+                var timeout = LARGE_INTEGER(QuadPart: -10 * 1000 * 1000)   // 1 s
+                status = KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &timeout)
+                join(h)
+            }
+            assertCompleted(m)
+            XCTAssertEqual(status, STATUS_WAIT_0)
+        }
+    }
+
+    func testDelaysEndInDeadlineOrder() {
+        for seed in 0..<5 as Range<UInt64> {
+            var order: [Int] = []
+            let m = simulate(seed: seed) {
+                let hs = [3, 1, 2].map { ms in
+                    startThread {
+                        var nap = LARGE_INTEGER(QuadPart: -10_000 * LONGLONG(ms))
+                        KeDelayExecutionThread(KernelMode, FALSE, &nap)
+                        order.append(ms)
+                    }
+                }
+                for h in hs { join(h) }
+            }
+            assertCompleted(m)
+            XCTAssertEqual(order, [1, 2, 3])
+        }
+    }
+
+    func testWaitingForAThreadHandleReturnsWhenItEnds() {
+        var log: [String] = []
+        let m = simulate {
+            let h = startThread {
+                var nap = LARGE_INTEGER(QuadPart: -10_000)
+                KeDelayExecutionThread(KernelMode, FALSE, &nap)
+                log.append("worker done")
+            }
+            XCTAssertEqual(ZwWaitForSingleObject(h, FALSE, nil), STATUS_WAIT_0)
+            log.append("joined")
+            XCTAssertEqual(KeWaitForSingleObject(h, Executive, KernelMode, FALSE, nil), STATUS_WAIT_0,
+                           "a terminated thread stays signaled")
+            XCTAssertEqual(ZwClose(h), STATUS_SUCCESS)
+            XCTAssertEqual(ZwClose(nil), STATUS_INVALID_HANDLE)
+        }
+        assertCompleted(m)
+        XCTAssertEqual(log, ["worker done", "joined"])
+    }
+
+    func testWaitAtDispatchWithNullTimeoutUnderVerifierIs0xC4_0x121() {
+        var eventAddress: ULONG_PTR = 0
+        let m = simulate {
+            var e = KEVENT()
+            KeInitializeEvent(&e, NotificationEvent, TRUE)
+            eventAddress = addressOf(&e)
+            _ = KeRaiseIrqlToDpcLevel()
+            KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, nil)
+        }
+        assertBugCheck(m, 0xC4, [0x121, 2, eventAddress, 0])
+    }
+
+    func testWaitAtDispatchWithNonzeroTimeoutUnderVerifierIs0xC4_0x122() {
+        var eventAddress: ULONG_PTR = 0
+        var timeoutAddress: ULONG_PTR = 0
+        let m = simulate {
+            var e = KEVENT()
+            KeInitializeEvent(&e, NotificationEvent, FALSE)
+            eventAddress = addressOf(&e)
+            var timeout = LARGE_INTEGER(QuadPart: -100)
+            timeoutAddress = addressOf(&timeout)
+            _ = KeRaiseIrqlToDpcLevel()
+            KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &timeout)
+        }
+        assertBugCheck(m, 0xC4, [0x122, 2, eventAddress, timeoutAddress])
+    }
+
+    func testWaitAboveDispatchUnderVerifierIs0xC4_0x120() {
+        var eventAddress: ULONG_PTR = 0
+        let m = simulate {
+            var e = KEVENT()
+            KeInitializeEvent(&e, NotificationEvent, FALSE)
+            eventAddress = addressOf(&e)
+            _ = KeRaiseIrqlToSynchLevel()
+            KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, nil)
+        }
+        assertBugCheck(m, 0xC4, [0x120, 12, eventAddress, 0])
+    }
+
+    func testRetailWaitAtDispatchFaultsOnlyWhenItMustBlock() {
+        var eventAddress: ULONG_PTR = 0
+        let m = simulate(verifier: false) {
+            var e = KEVENT()
+            KeInitializeEvent(&e, SynchronizationEvent, TRUE)
+            eventAddress = addressOf(&e)
+            _ = KeRaiseIrqlToDpcLevel()
+            XCTAssertEqual(KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, nil), STATUS_WAIT_0)
+            KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, nil)
+        }
+        assertBugCheck(m, IRQL_NOT_LESS_OR_EQUAL, [eventAddress, 2, 0, 0])
+    }
+
+    func testWaitingForAnEventNobodySetsIsADeadlockNamingTheEvent() {
+        let m = simulate {
+            var e = KEVENT()
+            KeInitializeEvent(&e, SynchronizationEvent, FALSE)
+            KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, nil)
+        }
+        let report = deadlockReport(of: m)
+        XCTAssertTrue(report.contains("waiting in KeWaitForSingleObject"), report)
+        XCTAssertTrue(report.contains("(SynchronizationEvent, SignalState 0)"), report)
+    }
+
+    func testTwoThreadsWaitingForEachOtherDeadlock() {
+        let m = simulate {
+            var a = KEVENT(), b = KEVENT()
+            KeInitializeEvent(&a, NotificationEvent, FALSE)
+            KeInitializeEvent(&b, NotificationEvent, FALSE)
+            let h = startThread {
+                KeWaitForSingleObject(&a, Executive, KernelMode, FALSE, nil)
+                KeSetEvent(&b, IO_NO_INCREMENT, FALSE)
+            }
+            KeWaitForSingleObject(&b, Executive, KernelMode, FALSE, nil)
+            KeSetEvent(&a, IO_NO_INCREMENT, FALSE)
+            join(h)
+        }
+        let report = deadlockReport(of: m)
+        XCTAssertTrue(report.contains("thread 1 (KsRunMachine body): waiting"), report)
+        XCTAssertTrue(report.contains("thread 2 (PsCreateSystemThread at"), report)
+    }
+}
