@@ -35,8 +35,10 @@ final class Machine: @unchecked Sendable {
     var current: SimThread!
     /// Simulated system time in 100 ns units.
     var clock: LONGLONG = 0
-    /// The sequence of scheduling decisions, for determinism checks and reports.
+    /// The first `traceLimit` scheduling decisions, for determinism checks.
     var trace: [TraceEntry] = []
+    /// Scheduling decisions made so far.
+    var steps = 0
     var outcome: KsOutcome?
     /// Signalled once, when `outcome` is set; `KsRunMachine`'s caller waits on it.
     let finished = Baton()

@@ -62,6 +62,10 @@ struct TraceEntry: Equatable {
     let routine: String
 }
 
+/// How many scheduling decisions the trace keeps: a program that polls forever must not also
+/// grow without bound.
+let traceLimit = 100_000
+
 /// Simulated time that passes per scheduling point: 1 µs.
 let stepTime: LONGLONG = 10
 /// How long a processor may stay at DISPATCH_LEVEL or above before the DPC watchdog fires
@@ -140,8 +144,11 @@ extension Machine {
         guard !choices.isEmpty else { return nil }
         let chosen = choices.count == 1 ? choices[0] : choices[rng.below(choices.count)]
         if chosen.processor == nil { place(chosen) }
-        trace.append(TraceEntry(step: trace.count, thread: chosen.id, processor: chosen.processor!.number,
-                                routine: current?.recentCalls.last?.routine ?? "start"))
+        if trace.count < traceLimit {
+            trace.append(TraceEntry(step: steps, thread: chosen.id, processor: chosen.processor!.number,
+                                    routine: current?.recentCalls.last?.routine ?? "start"))
+        }
+        steps += 1
         return chosen
     }
 

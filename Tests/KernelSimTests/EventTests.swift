@@ -55,11 +55,10 @@ final class EventTests: XCTestCase {
                 // Start order is up to the scheduler; the wait list keeps arrival order.
                 waitUntil { waiters(&e).count == 3 }
                 let arrival = waiters(&e).map { t in handles.firstIndex { $0 == t }! + 1 }
-                for _ in 1...3 {
+                for released in 1...3 {
                     states.append(KeSetEvent(&e, IO_NO_INCREMENT, FALSE))
                     states.append(KeReadStateEvent(&e))
-                    let count = woken.count
-                    waitUntil { woken.count == count + 1 }
+                    waitUntil { woken.count == released }
                 }
                 for h in handles { join(h) }
                 XCTAssertEqual(woken, arrival, "seed \(seed)")
