@@ -14,7 +14,7 @@ learn: build
 	$(BIN)/workbook check chapters
 
 test: build
-	$(SWIFT) test
+	$(SWIFT) test --disable-swift-testing
 
 # `swift build` (not only `swift test`) so the KernelSim and WorkbookRuntime shared libraries
 # that chapter programs link against exist.

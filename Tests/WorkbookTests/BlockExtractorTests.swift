@@ -137,6 +137,12 @@ final class BlockExtractorTests: XCTestCase {
                        ["1: unknown attribute 'solution' (solutions live in the solutions folder, not in the chapter)"])
     }
 
+    func testUnclosedFenceIsAnError() {
+        XCTAssertEqual(errors("# T\n\n```swift\nlet a = 1\n\nMore prose.\n"),
+                       ["3: this code fence is never closed, so it swallows the rest of its section"])
+        XCTAssertEqual(errors("> ```swift\n> let a = 1\n> ```\n\n- ```c\n  x\n  ```\n"), [], "closed inside containers")
+    }
+
     func testExerciseConsistency() {
         XCTAssertEqual(errors("""
             ```swift exercise=a

@@ -63,6 +63,8 @@ final class ProgramGeneratorTests: XCTestCase {
     func testOutputComparisonIgnoresTrailingWhitespaceAndShowsADiff() {
         XCTAssertNil(OutputComparison.difference(expected: "a\nb\n", actual: "a  \nb\n\n"))
         XCTAssertEqual(OutputComparison.difference(expected: "a\nb\nc\n", actual: "a\nx\nc\n"), "  a\n- b\n+ x\n  c")
+        XCTAssertEqual(OutputComparison.lineDiff(expected: "a\nb\nc\n", actual: "a\nx\nc\n"),
+                       [.same("a"), .removed("b"), .added("x"), .same("c")])
     }
 
     func testSHA256KnownAnswers() {

@@ -176,11 +176,6 @@ final class RenderersTests: XCTestCase {
         XCTAssertEqual(XMLEscaping.escape("a\nb\tc", attribute: false), "a\nb\tc")
     }
 
-    func testLineDiff() {
-        let diff = Rendering.lineDiff(expected: "a\nb\nc\n", actual: "a\nx\nc\n")
-        XCTAssertEqual(diff, [.same("a"), .removed("b"), .added("x"), .same("c")])
-    }
-
     func testPipeTablesBecomeTables() {
         let html = MarkdownDocument("""
         | Level | `a|b` | Value |

@@ -19,6 +19,9 @@ public enum BlockExtractor {
 
         for code in document.codeBlocks where code.isFenced {
             let location = SourceLocation(file: path, line: code.startLine)
+            if !code.isClosed {
+                errors.append(ChapterError(location, "this code fence is never closed, so it swallows the rest of its section"))
+            }
             let info: InfoString
             switch InfoString.parse(code.info) {
             case .success(let parsed): info = parsed

@@ -7,8 +7,10 @@ import Foundation
 /// iterator, and every string is copied out before the tree is freed.
 public final class MarkdownDocument {
     let root: OpaquePointer
+    private let lines: [Substring]
 
     public init(_ text: String) {
+        lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         let bytes = Array(text.utf8)
         // Safe mode (the default in 0.30): raw HTML and javascript: links never reach the pages.
         root = bytes.withUnsafeBufferPointer { buffer in
@@ -29,6 +31,9 @@ public final class MarkdownDocument {
         /// The line of the opening fence (fenced blocks) or of the first code line (indented ones).
         public var startLine: Int
         public var isFenced: Bool
+        /// False for a fence that is never closed, which libcmark silently runs to the end of its
+        /// container (usually the whole rest of the chapter).
+        public var isClosed: Bool
         let node: OpaquePointer
     }
 
@@ -40,8 +45,10 @@ public final class MarkdownDocument {
             let info = cmark_node_get_fence_info(node).map { String(cString: $0) } ?? ""
             let literal = cmark_node_get_literal(node).map { String(cString: $0) } ?? ""
             let line = Int(cmark_node_get_start_line(node))
-            blocks.append(CodeBlock(info: info, literal: literal, startLine: line,
-                                    isFenced: Self.isFenced(node), node: node))
+            let fenced = Self.isFenced(node)
+            blocks.append(CodeBlock(info: info, literal: literal, startLine: line, isFenced: fenced,
+                                    isClosed: !fenced || isClosingFence(Int(cmark_node_get_end_line(node))),
+                                    node: node))
         }
         return blocks
     }
@@ -93,6 +100,15 @@ public final class MarkdownDocument {
             html = html.replacingOccurrences(of: marker, with: replacementHTML)
         }
         return html
+    }
+
+    /// Whether line `number` (from 1) is a closing fence: three or more backticks or tildes,
+    /// after any indentation and block-quote markers.
+    private func isClosingFence(_ number: Int) -> Bool {
+        guard number >= 1, number <= lines.count else { return false }
+        let line = lines[number - 1].drop { $0 == " " || $0 == ">" || $0 == "\t" }
+        let fence = line.prefix { $0 == "`" || $0 == "~" }
+        return fence.count >= 3 && Set(fence).count == 1 && line.dropFirst(fence.count).allSatisfy(\.isWhitespace)
     }
 
     private func walk(_ visit: (OpaquePointer) -> Void) {

@@ -228,7 +228,7 @@ struct CoursePages {
             }
             if Rendering.showsOutputDiff(result), let expected = block.expectedOutput?.text {
                 html += "<details open><summary>Expected output (\u{2212}) vs your output (+)</summary>\n"
-                    + Rendering.diffHTML(Rendering.lineDiff(expected: expected, actual: result.stdout)) + "\n</details>\n"
+                    + Rendering.diffHTML(OutputComparison.lineDiff(expected: expected, actual: result.stdout)) + "\n</details>\n"
             }
         }
         return html + "</figure>\n"

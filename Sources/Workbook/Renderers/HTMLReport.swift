@@ -183,7 +183,7 @@ enum HTMLReport {
         }
         if Rendering.showsOutputDiff(result), let expected = block.expectedOutput?.text {
             html += "<h4>Expected output (\u{2212}) vs actual (+)</h4>\n"
-            html += Rendering.diffHTML(Rendering.lineDiff(expected: expected, actual: result.stdout)) + "\n"
+            html += Rendering.diffHTML(OutputComparison.lineDiff(expected: expected, actual: result.stdout)) + "\n"
         }
         html += captured("stdout", result.stdout)
         html += captured("stderr", result.stderr)

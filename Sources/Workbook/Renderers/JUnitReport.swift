@@ -70,7 +70,7 @@ enum JUnit {
         }
         if !isHidden, Rendering.showsOutputDiff(result), let expected = result.block.expectedOutput?.text {
             parts.append("Expected output (-) vs actual (+):\n"
-                + Rendering.unifiedText(Rendering.lineDiff(expected: expected, actual: result.stdout)))
+                + OutputComparison.unifiedText(OutputComparison.lineDiff(expected: expected, actual: result.stdout)))
         }
         return parts.joined(separator: "\n\n")
     }

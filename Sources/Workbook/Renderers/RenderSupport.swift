@@ -171,58 +171,8 @@ enum Rendering {
         return result.status == .failed || result.message.lowercased().contains("output")
     }
 
-    /// One line of a line-based diff.
-    enum DiffLine: Equatable {
-        case same(String)
-        case removed(String)  // expected, missing from the actual output
-        case added(String)    // printed, but not expected
-    }
-
-    /// A minimal line diff (longest common subsequence). Outputs of teaching programs are short; past
-    /// a size limit the whole texts are shown as removed/added rather than spending seconds on a diff.
-    static func lineDiff(expected: String, actual: String) -> [DiffLine] {
-        func lines(_ text: String) -> [String] {
-            var parts = text.components(separatedBy: "\n")
-            if parts.last == "" { parts.removeLast() }
-            return parts
-        }
-        let a = lines(expected), b = lines(actual)
-        guard a.count * b.count <= 4_000_000 else { return a.map(DiffLine.removed) + b.map(DiffLine.added) }
-        // lcs[i][j] is the LCS length of a[i...] and b[j...].
-        var lcs = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
-        for i in stride(from: a.count - 1, through: 0, by: -1) {
-            for j in stride(from: b.count - 1, through: 0, by: -1) {
-                lcs[i][j] = a[i] == b[j] ? lcs[i + 1][j + 1] + 1 : max(lcs[i + 1][j], lcs[i][j + 1])
-            }
-        }
-        var out: [DiffLine] = []
-        var i = 0, j = 0
-        while i < a.count || j < b.count {
-            if i < a.count, j < b.count, a[i] == b[j] {
-                out.append(.same(a[i])); i += 1; j += 1
-            } else if i < a.count, j == b.count || lcs[i + 1][j] >= lcs[i][j + 1] {
-                // Removals first, as `diff -u` does, so a changed line reads old-then-new.
-                out.append(.removed(a[i])); i += 1
-            } else {
-                out.append(.added(b[j])); j += 1
-            }
-        }
-        return out
-    }
-
-    /// The diff as plain text with `-`/`+`/space prefixes, for JUnit and terminals.
-    static func unifiedText(_ diff: [DiffLine]) -> String {
-        diff.map {
-            switch $0 {
-            case .same(let line): return "  " + line
-            case .removed(let line): return "- " + line
-            case .added(let line): return "+ " + line
-            }
-        }.joined(separator: "\n")
-    }
-
     /// The diff as escaped HTML lines inside a `<pre class="diff">`.
-    static func diffHTML(_ diff: [DiffLine]) -> String {
+    static func diffHTML(_ diff: [OutputComparison.DiffLine]) -> String {
         let body = diff.map { line -> String in
             switch line {
             case .same(let text): return "<span class=\"diff-same\">  \(HTMLEscaping.escape(text))</span>"
