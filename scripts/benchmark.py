@@ -24,10 +24,11 @@ WORKBOOK = os.path.join(ROOT, ".build", "debug", "workbook")
 def swift_block(i, salt):
     return f"""```swift
 // block {i} ({salt})
+func steps{i}() -> Int {{ {i % 5 + 3} }}
 var counter{i} = 0
 var mutex = FAST_MUTEX()
 ExInitializeFastMutex(&mutex)
-for step in 0..<{i % 5 + 3} {{
+for step in 0..<steps{i}() {{
     ExAcquireFastMutex(&mutex)
     expectEqual(KeGetCurrentIrql(), APC_LEVEL)
     counter{i} += step
@@ -47,9 +48,10 @@ def rust_block(i, salt):
     return f"""```rust
 // block {i} ({salt})
 use std::sync::Mutex;
+fn steps{i}() -> u32 {{ {i % 5 + 3} }}
 let mut counter{i} = 0;
 let mutex = Mutex::new(0u32);
-for step in 0..{i % 5 + 3} {{
+for step in 0..steps{i}() {{
     let mut guard = mutex.lock().unwrap();
     *guard += 1;
     assert!(*guard > 0);

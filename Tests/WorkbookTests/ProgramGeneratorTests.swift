@@ -26,6 +26,15 @@ final class ProgramGeneratorTests: XCTestCase {
         XCTAssertTrue(statementLines[1].allSatisfy(\.isWhitespace))
     }
 
+    func testCodeWithoutDeclarationKeywordsIsAllStatements() {
+        XCTAssertFalse(ProgramGenerator.mayDeclare("let functional = 1\nprint(functional)\n"))
+        XCTAssertTrue(ProgramGenerator.mayDeclare("let x = 1; func f() {}\n"))
+        let split = ProgramGenerator.split("var a = 1\na += 1\n")
+        XCTAssertEqual(split.statements, "var a = 1\na += 1\n")
+        XCTAssertFalse(split.hasDeclarations)
+        XCTAssertEqual(split.declarations, "         \n      \n")
+    }
+
     func testSplitKeepsMultibyteColumns() {
         let split = ProgramGenerator.split("struct É {}; let ü = \"é\"\n")
         XCTAssertEqual(split.statements, "             let ü = \"é\"\n")

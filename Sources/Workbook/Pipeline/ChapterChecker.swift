@@ -65,10 +65,12 @@ public struct ChapterChecker: Sendable {
             return true
         }
         let environment = "\(compiler.identity)\n\(compiler.simulator.identity)"
-        let declarations = shared.map { block in
+        let declarations = shared.compactMap { block -> String? in
             let split = splits[block.index]!
+            guard split.hasDeclarations || !split.imports.isEmpty else { return nil }
             return "\(block.fence)\n\(split.imports.map(\.text).joined(separator: "\n"))\n\(split.declarations)"
         }.joined(separator: "\n")
+        let chapterDigest = ResultCache.chapterDigest(environment: environment, declarations: declarations)
         var keys: [Int: String] = [:]
         for block in blocks {
             if case .ignore = block.expectation {
@@ -76,7 +78,7 @@ public struct ChapterChecker: Sendable {
                                                    message: "ignored")
                 continue
             }
-            let key = ResultCache.key(environment: environment, declarations: declarations, block: block)
+            let key = ResultCache.key(chapterDigest: chapterDigest, block: block)
             keys[block.index] = key
             if let cached = cache?.lookup(key, for: block, chapter: chapter.path) { results[block.index] = cached }
         }

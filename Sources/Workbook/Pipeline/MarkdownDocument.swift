@@ -77,29 +77,37 @@ public final class MarkdownDocument {
 
     /// Renders the document to HTML, replacing each code block by `replacement(block)` (already
     /// escaped HTML produced by the caller). Everything else goes through libcmark's safe renderer,
-    /// so raw HTML in the prose is omitted rather than passed through.
+    /// so raw HTML in the prose is omitted rather than passed through. The code blocks are taken
+    /// out of the tree, so a document renders once.
     public func renderHTML(replacingCodeBlocks replacement: (CodeBlock) -> String) -> String {
-        // Render a copy-free trick: swap every code block for a paragraph holding a unique marker,
-        // render safely, then splice the caller's HTML in place of each marker paragraph.
-        let blocks = codeBlocks
-        var markers: [(String, String)] = []
-        for (i, block) in blocks.enumerated() {
-            let marker = "WORKBOOKCODEBLOCK\(i)X\(UInt32.random(in: 0...UInt32.max))"
+        // Swap every code block for a paragraph holding a marker no chapter can contain (it carries
+        // a random nonce), render safely, then splice the caller's HTML in place of each marker.
+        let prefix = "WORKBOOKCODEBLOCK\(UInt64.random(in: 0...UInt64.max))N"
+        var replacements: [String] = []
+        for (i, block) in codeBlocks.enumerated() {
             let paragraph = cmark_node_new(CMARK_NODE_PARAGRAPH)!
             let text = cmark_node_new(CMARK_NODE_TEXT)!
-            cmark_node_set_literal(text, marker)
+            cmark_node_set_literal(text, "\(prefix)\(i)")
             cmark_node_append_child(paragraph, text)
             cmark_node_replace(block.node, paragraph)
             cmark_node_free(block.node)
-            markers.append(("<p>\(marker)</p>", replacement(block)))
+            replacements.append(replacement(block))
         }
         guard let raw = cmark_render_html(root, CMARK_OPT_DEFAULT) else { return "" }
-        var html = String(cString: raw)
+        let html = String(cString: raw)
         free(raw)
-        for (marker, replacementHTML) in markers {
-            html = html.replacingOccurrences(of: marker, with: replacementHTML)
+        // One pass: every piece after the first starts with "<index></p>".
+        let pieces = html.components(separatedBy: "<p>\(prefix)")
+        var out = pieces[0]
+        for piece in pieces.dropFirst() {
+            let digits = piece.prefix { $0.isNumber }
+            guard let index = Int(digits), index < replacements.count, piece.dropFirst(digits.count).hasPrefix("</p>") else {
+                out += piece
+                continue
+            }
+            out += replacements[index] + piece.dropFirst(digits.count + 4)
         }
-        return html
+        return out
     }
 
     /// Whether line `number` (from 1) is a closing fence: three or more backticks or tildes,

@@ -30,6 +30,9 @@ public enum ProgramGenerator {
     /// Splits `code` with swift-syntax: type, function, extension, protocol, typealias, operator and
     /// actor declarations are shared by the chapter; `let`/`var` and statements stay in the block.
     static func split(_ code: String) -> SplitCode {
+        guard mayDeclare(code) else {
+            return SplitCode(imports: [], declarations: mask(Array(code.utf8), keeping: []), statements: code)
+        }
         let file = Parser.parse(source: code)
         let utf8 = Array(code.utf8)
         var declarationRanges: [Range<Int>] = []
@@ -52,6 +55,19 @@ public enum ProgramGenerator {
             declarations: mask(utf8, keeping: declarationRanges),
             statements: mask(utf8, keeping: complement(of: declarationRanges + importRanges, count: utf8.count))
         )
+    }
+
+    /// Keywords without which no shared declaration or import can begin.
+    private static let declarationKeywords: Set<Substring> = [
+        "func", "struct", "class", "enum", "extension", "protocol", "typealias", "actor", "import",
+        "operator", "precedencegroup", "macro",
+    ]
+
+    /// A sound, cheap pre-check: code whose words include no declaration keyword has nothing to
+    /// hoist, so it need not be parsed (parsing dominates checking a chapter whose results are
+    /// cached).
+    static func mayDeclare(_ code: String) -> Bool {
+        code.split { !($0.isLetter || $0.isNumber || $0 == "_") }.contains { declarationKeywords.contains($0) }
     }
 
     private static func isShared(_ decl: DeclSyntax) -> Bool {

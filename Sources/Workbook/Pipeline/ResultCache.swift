@@ -19,11 +19,18 @@ public struct ResultCache: Sendable {
         var bugCheck: BugCheckInfo?
     }
 
-    static func key(environment: String, declarations: String, block: Block) -> String {
+    /// The digest of what every block of a chapter shares, computed once per chapter.
+    static func chapterDigest(environment: String, declarations: String) -> String {
         var hash = SHA256()
         hash.update("workbook-cache-v1")
         hash.update(environment)
         hash.update(declarations)
+        return hash.hexDigest()
+    }
+
+    static func key(chapterDigest: String, block: Block) -> String {
+        var hash = SHA256()
+        hash.update(chapterDigest)
         hash.update(block.fence.description)
         hash.update(block.code)
         hash.update(String(describing: block.expectation))

@@ -25,11 +25,20 @@ struct SHA256 {
 
     mutating func update(_ bytes: [UInt8]) {
         length &+= UInt64(bytes.count)
-        buffer += bytes
-        while buffer.count >= 64 {
-            compress(buffer[0..<64])
-            buffer.removeFirst(64)
+        var offset = 0
+        if !buffer.isEmpty {
+            let take = min(64 - buffer.count, bytes.count)
+            buffer += bytes[0..<take]
+            offset = take
+            guard buffer.count == 64 else { return }
+            compress(buffer[...])
+            buffer.removeAll(keepingCapacity: true)
         }
+        while bytes.count - offset >= 64 {
+            compress(bytes[offset..<offset + 64])
+            offset += 64
+        }
+        buffer += bytes[offset...]
     }
 
     /// The digest as 64 lowercase hex digits.
