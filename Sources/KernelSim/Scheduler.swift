@@ -108,7 +108,7 @@ extension Machine {
         let me = current!
         me.state = .terminated
         me.kthread.pointee.Header.SignalState = 1
-        wakeAll(UnsafeMutableRawPointer(me.kthread))
+        waitTest(UnsafeMutableRawPointer(me.kthread))
         unplace(me)
         if let next = nextRunnable() {
             current = next
@@ -196,12 +196,9 @@ extension Machine {
         }
     }
 
-    /// Makes a waiting thread ready, unlinking it from the object it waited on.
+    /// Makes a waiting thread ready, unlinking it from the objects it waited on.
     func wake(_ t: SimThread, _ status: NTSTATUS) {
-        if t.waitObject != nil {
-            RemoveEntryList(t.waitListEntry)
-            t.waitObject = nil
-        }
+        t.unlinkWaitBlocks()
         t.deadline = nil
         t.waitStatus = status
         t.state = .ready

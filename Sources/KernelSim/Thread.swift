@@ -18,8 +18,11 @@ final class SimThread {
     var processor: Processor?
     /// The IRQL to restore when the thread is put back on a processor.
     var savedIrql = PASSIVE_LEVEL
-    /// The object whose wait list holds this thread's wait block, while it waits on one.
+    /// The first object the thread waits on, while it waits on dispatcher objects.
     var waitObject: UnsafeMutableRawPointer?
+    /// The wait blocks linked into the wait lists of the objects it waits on (KTHREAD.WaitBlockList).
+    var waitBlockList: PKWAIT_BLOCK?
+    var waitBlockCount = 0
     /// When a timed wait or delay expires, in simulated time.
     var deadline: LONGLONG?
     var waitStatus = STATUS_SUCCESS
@@ -36,11 +39,13 @@ final class SimThread {
         kthread.initialize(to: KTHREAD())
         kthread.pointee.Header.Type = ThreadObject
         InitializeListHead(waitListHead(UnsafeMutableRawPointer(kthread)))
+        InitializeListHead(mutantListHead(kthread))
     }
 
-    var waitListEntry: PLIST_ENTRY {
-        (UnsafeMutableRawPointer(kthread) + MemoryLayout<KTHREAD>.offset(of: \.WaitBlock)!
-            + MemoryLayout<KWAIT_BLOCK>.offset(of: \.WaitListEntry)!).assumingMemoryBound(to: LIST_ENTRY.self)
+    /// `&Thread->WaitBlock[0]`: the built-in wait blocks, laid out as the C array they stand for.
+    var builtInWaitBlocks: PKWAIT_BLOCK {
+        (UnsafeMutableRawPointer(kthread) + MemoryLayout<KTHREAD>.offset(of: \.WaitBlock)!)
+            .assumingMemoryBound(to: KWAIT_BLOCK.self)
     }
 
     func record(_ call: CallSite) {
@@ -86,8 +91,9 @@ extension Machine {
             let how = returning ? "returned from its start routine" : "called PsTerminateSystemThread"
             bugCheck(KERNEL_APC_PENDING_DURING_EXIT, 0, ULONG_PTR(k.CombinedApcDisable), ULONG_PTR(irql), 0,
                      note: "\(t.name) \(how) at IRQL \(irql) with KernelApcDisable \(k.KernelApcDisable) "
-                        + "and SpecialApcDisable \(k.SpecialApcDisable).")
+                        + "and SpecialApcDisable \(k.SpecialApcDisable)." + heldMutexesNote(t))
         }
+        rundownMutants()
         terminateCurrentThread()
     }
 
