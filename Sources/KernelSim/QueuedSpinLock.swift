@@ -83,13 +83,13 @@ extension Machine {
     /// KxAcquireQueuedSpinLock: swap our entry in as the tail; with a predecessor, mark ourselves
     /// waiting, link behind it and spin until it hands us LOCK_QUEUE_OWNER.
     fileprivate func acquireQueuedSpinLock(_ lock: PKSPIN_LOCK, _ entry: PKSPIN_LOCK_QUEUE) {
+        schedulingPoint()
+        if lock.pointee == 1 { queuedAcquireOfOrdinaryLock(lock) }
         if lock.pointee != 0 && spinLockOwners[lock] === current {
             // As for ordinary spin locks: Windows documents 0xF for a recursive request.
             bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0,
                      note: "\(current.name) already holds this spin lock; a queued acquire would wait behind itself forever.")
         }
-        schedulingPoint()
-        if lock.pointee == 1 { queuedAcquireOfOrdinaryLock(lock) }
         let tail = lock.pointee
         lock.pointee = address(entry)
         if let predecessor = PKSPIN_LOCK_QUEUE(bitPattern: tail) {

@@ -91,9 +91,6 @@ extension Machine {
     /// A recursive acquire can never succeed: Windows documents 0xF for it.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xf--spin-lock-already-owned
     fileprivate func acquireSpinLock(_ lock: PKSPIN_LOCK) {
-        if lock.pointee != 0 && spinLockOwners[lock] === current {
-            bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0)
-        }
         // A word other than 0 or 1 is the tail of an in-stack queued acquisition: Deadlock Detection
         // flags the mixed use as "acquired with an API that does not match its type".
         // https://learn.microsoft.com/windows-hardware/drivers/devtest/deadlock-detection
@@ -101,6 +98,9 @@ extension Machine {
             bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1008, address(lock), 0, 0,
                      note: "KSPIN_LOCK \(hex(address(lock))) is held as an in-stack queued spin lock and was acquired "
                         + "with an ordinary KeXxxSpinLock routine.")
+        }
+        if lock.pointee != 0 && spinLockOwners[lock] === current {
+            bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0)
         }
         while lock.pointee != 0 { schedulingPoint() }
         takeSpinLock(lock)
