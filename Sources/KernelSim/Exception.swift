@@ -1,10 +1,11 @@
 // Kernel exceptions. KernelSim has no structured exception handling, so every raised exception
 // is unhandled. A system thread's start routine runs inside PspSystemThreadStartup's __except,
-// whose filter brings the system down with 0x7E SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, P1 = the
-// exception code (0x1E KMODE_EXCEPTION_NOT_HANDLED is for exceptions outside any system thread).
+// whose filter (PspUnhandledExceptionInSystemThread) brings the system down: on current Windows
+// with 0x7E SYSTEM_THREAD_EXCEPTION_NOT_HANDLED, P1 = the exception code ("a system thread
+// generated an exception that the error handler didn't catch"). The Windows Research Kernel
+// (Server 2003) raised 0x1E KMODE_EXCEPTION_NOT_HANDLED from the same filter; every simulated
+// thread is a system thread, so 0x7E is the one that applies.
 // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x7e--system-thread-exception-not-handled
-
-public let STATUS_SEMAPHORE_LIMIT_EXCEEDED = NTSTATUS(bitPattern: 0xC000_0047)
 
 extension Machine {
     /// Raises `status` (as ExRaiseStatus would) in the current thread: bug check 0x7E. P1 is the

@@ -1,6 +1,8 @@
 // Semaphores (KSEMAPHORE): SignalState is the count, signaled while positive; each satisfied wait
 // takes one, KeReleaseSemaphore adds `Adjustment` up to `Limit`.
 
+public let STATUS_SEMAPHORE_LIMIT_EXCEEDED = NTSTATUS(bitPattern: 0xC000_0047)
+
 /// `SemaphoreObject` in KOBJECTS: the `DISPATCHER_HEADER.Type` of a KSEMAPHORE.
 public let SemaphoreObject: UCHAR = 5
 
