@@ -44,9 +44,11 @@ extension Machine {
     /// A thread at DISPATCH_LEVEL or above cannot be switched out: "calling KeWaitForSingleObject
     /// ... to wait for a nonzero interval causes a fatal error". The documented bug check for
     /// "calling a routine that cannot be called at DISPATCH_LEVEL while at DISPATCH_LEVEL" is 0xA.
+    /// Inside a DPC routine it is 0xB8, whatever the IRQL (`checkNotInDpc`).
     /// https://learn.microsoft.com/windows-hardware/drivers/kernel/managing-hardware-priorities
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xa--irql-not-less-or-equal
     func requireSwitchable(waitingOn object: UnsafeMutableRawPointer?) {
+        checkNotInDpc()
         guard irql >= DISPATCH_LEVEL else { return }
         bugCheck(IRQL_NOT_LESS_OR_EQUAL, object.map { address($0) } ?? 0, ULONG_PTR(irql), 0, 0,
                  note: "The thread had to wait (give up its processor) while at IRQL \(irql); "
@@ -80,21 +82,23 @@ extension Machine {
         default:
             fatalError("KernelSim: waiting on dispatcher object type \(header.pointee.Type) is not simulated")
         }
-        if header.pointee.SignalState > 0 {
-            if header.pointee.Type == EventSynchronizationObject { header.pointee.SignalState = 0 }
-            return STATUS_WAIT_0
-        }
         let deadline = timeout.map { self.deadline(for: $0.pointee) }
-        if let deadline, deadline <= clock { return STATUS_TIMEOUT }
-        requireSwitchable(waitingOn: object)
         let t = current!
-        t.kthread.pointee.WaitBlock.Thread = PKTHREAD(t.kthread)
-        t.kthread.pointee.WaitBlock.Object = object
-        InsertTailList(list, t.waitListEntry)
-        t.waitObject = object
-        t.deadline = deadline
-        t.state = .waiting
-        block()
+        repeat {
+            if header.pointee.SignalState > 0 {
+                if header.pointee.Type == EventSynchronizationObject { header.pointee.SignalState = 0 }
+                return STATUS_WAIT_0
+            }
+            if let deadline, deadline <= clock { return STATUS_TIMEOUT }
+            requireSwitchable(waitingOn: object)
+            t.kthread.pointee.WaitBlock.Thread = PKTHREAD(t.kthread)
+            t.kthread.pointee.WaitBlock.Object = object
+            InsertTailList(list, t.waitListEntry)
+            t.waitObject = object
+            t.deadline = deadline
+            t.state = .waiting
+            block()
+        } while kernelApcInterruptedWait()
         return t.waitStatus
     }
 
