@@ -87,12 +87,13 @@ extension Machine {
     /// A system thread must end at PASSIVE_LEVEL with its critical and guarded regions balanced
     /// and no kernel APC left queued: "A thread exits with a nonzero APC disable count ... or at
     /// IRQL ≠ 0" is 0x20, P1 = the pending APC (as WRK's PspExitThread raises it). The exit path
-    /// first leaves the critical region PsCreateSystemThread started the thread in, which lets
-    /// queued kernel APCs run.
+    /// first leaves the critical region PsCreateSystemThread started the thread in, if the thread
+    /// is still in a region (it cannot tell that one from a region the thread entered itself),
+    /// which lets queued kernel APCs run.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x20--kernel-apc-pending-during-exit
     func exitThread(returning: Bool) {
         let t = current!
-        if t.apc.startedInCriticalRegion {
+        if t.apc.startedInCriticalRegion && t.kthread.pointee.KernelApcDisable < 0 {
             t.kthread.pointee.KernelApcDisable &+= 1
             deliverApcs()
         }
