@@ -59,7 +59,7 @@ public struct ChapterChecker: Sendable {
             return true
         }
         var splits: [Int: ProgramGenerator.SplitCode] = [:]
-        for block in compiled { splits[block.index] = ProgramGenerator.split(block.code) }
+        for block in compiled { splits[block.index] = cache?.split(block.code) ?? ProgramGenerator.split(block.code) }
         let shared = compiled.filter {
             if case .compileFail = $0.expectation { return false }
             return true
@@ -90,8 +90,9 @@ public struct ChapterChecker: Sendable {
         var included = shared.filter { results[$0.index]?.status != .compileError }
         var pending = included.filter { results[$0.index] == nil }
         let executable = "\(folder)/program"
+        var source = ""
         while !pending.isEmpty {
-            let source = ProgramGenerator.program(declarationBlocks: included, statementBlocks: pending, splits: splits)
+            source = ProgramGenerator.program(declarationBlocks: included, statementBlocks: pending, splits: splits)
             let outcome: Compiler.Outcome
             do {
                 outcome = try compiler.compile(source: source, moduleName: moduleName, in: folder, executable: executable)
@@ -130,6 +131,8 @@ public struct ChapterChecker: Sendable {
         }
         let ran = parallelMap(toRun) { runner.run($0, of: executable, chapter: chapter.path) }
         for result in ran { results[result.block.index] = result }
+        rerunTrapsWithDebugInfo(ran, source: source, moduleName: moduleName, folder: folder, chapter: chapter,
+                                into: &results)
 
         // compile_fail blocks, each type-checked alone against the declarations that compiled.
         let expectFailure = compiled.filter { results[$0.index] == nil && !shared.contains($0) }
@@ -145,6 +148,22 @@ public struct ChapterChecker: Sendable {
             cache?.store(result, under: key)
         }
         return ChapterResult(chapter: chapter, results: blocks.map { results[$0.index]! })
+    }
+
+    /// Debug info costs about a fifth of every compile and only matters when a block traps (the
+    /// backtrace then names its chapter line), so trapped blocks are run again from a `-g` build;
+    /// the simulation is deterministic, so they trap the same way.
+    private func rerunTrapsWithDebugInfo(_ ran: [BlockResult], source: String, moduleName: String, folder: String,
+                                         chapter: Chapter, into results: inout [Int: BlockResult]) {
+        let trapped = ran.filter { $0.status == .trap }.map(\.block)
+        guard !trapped.isEmpty else { return }
+        let debugExecutable = "\(folder)/program-g"
+        guard let outcome = try? compiler.compile(source: source, moduleName: moduleName, in: "\(folder)/debug",
+                                                  executable: debugExecutable, debugInfo: true),
+              outcome.succeeded else { return }
+        for result in parallelMap(trapped, { runner.run($0, of: debugExecutable, chapter: chapter.path) }) {
+            results[result.block.index] = result
+        }
     }
 
     private func judgeCompileFail(_ block: Block, chapter: Chapter, declarations: [Block],
