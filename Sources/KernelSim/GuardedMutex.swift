@@ -30,7 +30,7 @@ public func KeLeaveGuardedRegion(file: String = #filePath, line: Int = #line) {
                     + "KeEnterGuardedRegion (SpecialApcDisable \(thread.pointee.SpecialApcDisable)).")
     }
     m.requireApcLte(ddiRule: 0x2_0010, "IrqlKeApcLte2")
-    thread.pointee.SpecialApcDisable &+= 1
+    m.leaveGuardedRegion()
 }
 
 /// Initialises a free guarded mutex: the ExInitializeFastMutex fields (Count = FM_LOCK_BIT).
@@ -57,7 +57,7 @@ public func KeTryToAcquireGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = 
     let thread = m.current.kthread
     thread.pointee.SpecialApcDisable &-= 1
     guard m.tryToAcquireFastMutex(Mutex) else {
-        thread.pointee.SpecialApcDisable &+= 1
+        m.leaveGuardedRegion()
         return FALSE
     }
     return TRUE
@@ -68,7 +68,7 @@ public func KeTryToAcquireGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = 
 public func KeReleaseGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = #filePath, line: Int = #line) {
     let m = enterGuardedMutexRoutine("KeReleaseGuardedMutex", Mutex, file, line)
     m.releaseFastMutex(Mutex)
-    m.current.kthread.pointee.SpecialApcDisable &+= 1
+    m.leaveGuardedRegion()
 }
 
 /// Acquires the mutex without entering a guarded region: the code up to the matching
@@ -98,6 +98,13 @@ private func enterGuardedMutexRoutine(_ routine: String, _ mutex: PKGUARDED_MUTE
 }
 
 extension Machine {
+    /// KeLeaveGuardedRegionThread: count the region off, then KiCheckForKernelApcDelivery runs the
+    /// kernel APCs it held back, if nothing else (IRQL, another region) still does.
+    func leaveGuardedRegion() {
+        current.kthread.pointee.SpecialApcDisable &+= 1
+        deliverApcs()
+    }
+
     /// DDI compliance rules of the IrqlKeApcLteN family: IRQL ≤ APC_LEVEL. P2 would point at the
     /// rule's description string, which the simulator does not have.
     /// https://learn.microsoft.com/windows-hardware/drivers/devtest/ddi-compliance-checking

@@ -77,7 +77,11 @@ public func KeReleaseMutex(_ Mutex: PRKMUTEX, _ Wait: BOOLEAN, file: String = #f
         m.waitTest(object)
     }
     if Wait != 0 { m.keepSynchLevelForNextWait() }
-    if released { me.kthread.pointee.KernelApcDisable &+= SHORT(Mutex.pointee.ApcDisable) }
+    if released {
+        // KeLeaveCriticalRegion (mutex.c:177), which delivers the kernel APCs the mutex held back.
+        me.kthread.pointee.KernelApcDisable &+= SHORT(Mutex.pointee.ApcDisable)
+        m.deliverApcs()
+    }
     return previous
 }
 

@@ -79,6 +79,7 @@ extension Machine {
         clock += stepTime
         expireTimeouts()
         let p = currentProcessor
+        checkDpcTimeLimit(p)
         if p.irql >= DISPATCH_LEVEL && clock - p.raisedSince > dpcWatchdogLimit {
             // "too much cumulative time at ≥ DISPATCH_LEVEL", e.g. spinning on a lock.
             // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x133-dpc-watchdog-violation
@@ -87,16 +88,17 @@ extension Machine {
                         + "\(dpcWatchdogLimit / 10_000) ms of simulated time.")
         }
         switchTo(pick()!)
+        deliverPendingWork()
     }
 
     /// Takes the current thread off its processor (its state is already `.waiting`) and runs
-    /// something else until the thread is woken. Ends the machine with a deadlock if nothing can
-    /// ever run again.
+    /// something else until the thread is woken. Ends the machine if nothing can ever run again:
+    /// with a deadlock, unless every thread has ended (an idle context finishing the last DPC).
     func block() {
         let me = current!
         unplace(me)
         guard let next = nextRunnable() else {
-            finish(.deadlock(report: deadlockReport()))
+            finish(threads.allSatisfy { $0.state == .terminated } ? .completed : .deadlock(report: deadlockReport()))
             parkForever()
         }
         switchTo(next)
@@ -134,13 +136,15 @@ extension Machine {
     }
 
     /// The choices are every thread on a processor plus, if some processor is idle or below
-    /// DISPATCH_LEVEL (so it may switch threads), every ready thread. A thread at DISPATCH_LEVEL
-    /// or above therefore keeps its processor.
+    /// DISPATCH_LEVEL (so it may switch threads), every ready thread, plus the idle context of
+    /// each processor that runs nothing but has DPCs or interrupts pending. A thread at
+    /// DISPATCH_LEVEL or above therefore keeps its processor.
     private func pick() -> SimThread? {
         var choices = processors.compactMap(\.thread)
         if processors.contains(where: { $0.thread == nil || $0.irql < DISPATCH_LEVEL }) {
             choices += readyQueue
         }
+        choices += idleContextsWithWork()
         guard !choices.isEmpty else { return nil }
         let chosen = choices.count == 1 ? choices[0] : choices[rng.below(choices.count)]
         if chosen.processor == nil { place(chosen) }
@@ -153,11 +157,13 @@ extension Machine {
     }
 
     /// Puts a ready thread on the lowest-numbered idle processor, or else preempts the thread of a
-    /// PRNG-chosen processor below DISPATCH_LEVEL.
+    /// PRNG-chosen processor below DISPATCH_LEVEL. An idle context goes on its own processor.
     func place(_ t: SimThread) {
         readyQueue.removeAll { $0 === t }
         let p: Processor
-        if let idle = processors.first(where: { $0.thread == nil }) {
+        if let home = t.pinnedProcessor {
+            p = home
+        } else if let idle = processors.first(where: { $0.thread == nil }) {
             p = idle
         } else {
             let preemptible = processors.filter { $0.irql < DISPATCH_LEVEL }

@@ -90,7 +90,7 @@ extension Machine {
     /// Spins until the lock is free, one scheduling step per test so the holder gets to run.
     /// A recursive acquire can never succeed: Windows documents 0xF for it.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xf--spin-lock-already-owned
-    fileprivate func acquireSpinLock(_ lock: PKSPIN_LOCK) {
+    func acquireSpinLock(_ lock: PKSPIN_LOCK) {
         // A word other than 0 or 1 is the tail of an in-stack queued acquisition: Deadlock Detection
         // flags the mixed use as "acquired with an API that does not match its type".
         // https://learn.microsoft.com/windows-hardware/drivers/devtest/deadlock-detection
@@ -113,7 +113,7 @@ extension Machine {
 
     /// Releasing a lock that is free, or that another thread holds, is 0x10 (P1 = lock, as in
     /// ReactOS's debug build). https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x10--spin-lock-not-owned
-    fileprivate func releaseSpinLock(_ lock: PKSPIN_LOCK) {
+    func releaseSpinLock(_ lock: PKSPIN_LOCK) {
         if lock.pointee == 0 || spinLockOwners[lock] !== current {
             bugCheck(SPIN_LOCK_NOT_OWNED, address(lock), 0, 0, 0)
         }

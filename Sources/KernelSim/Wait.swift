@@ -47,9 +47,11 @@ extension Machine {
     /// A thread at DISPATCH_LEVEL or above cannot be switched out: "calling KeWaitForSingleObject
     /// ... to wait for a nonzero interval causes a fatal error". The documented bug check for
     /// "calling a routine that cannot be called at DISPATCH_LEVEL while at DISPATCH_LEVEL" is 0xA.
+    /// Inside a DPC routine it is 0xB8, whatever the IRQL (`checkNotInDpc`).
     /// https://learn.microsoft.com/windows-hardware/drivers/kernel/managing-hardware-priorities
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xa--irql-not-less-or-equal
     func requireSwitchable(waitingOn object: UnsafeMutableRawPointer?) {
+        checkNotInDpc()
         guard irql >= DISPATCH_LEVEL else { return }
         bugCheck(IRQL_NOT_LESS_OR_EQUAL, object.map { address($0) } ?? 0, ULONG_PTR(irql), 0, 0,
                  note: "The thread had to wait (give up its processor) while at IRQL \(irql); "
@@ -84,30 +86,33 @@ extension Machine {
     /// STATUS_WAIT_0 + the lowest index it could satisfy; WaitAll returns STATUS_WAIT_0 once every
     /// object can be satisfied at the same moment, and only then takes any of them. Otherwise the
     /// thread links `blocks[i]` (WaitKey i) at the tail of object i's wait list and sleeps until
-    /// `waitTest` satisfies it or the timeout expires.
+    /// `waitTest` satisfies it or the timeout expires; a kernel APC that interrupts the sleep runs,
+    /// and the wait starts over.
     func wait(for objects: [UnsafeMutableRawPointer], waitAll: Bool, blocks: PKWAIT_BLOCK,
               timeout: PLARGE_INTEGER?) -> NTSTATUS {
         for object in objects { requireWaitable(object) }
         let t = current!
-        if let status = satisfy(objects, waitAll: waitAll, for: t) { return status }
         let deadline = timeout.map { self.deadline(for: $0.pointee) }
-        if let deadline, deadline <= clock { return STATUS_TIMEOUT }
-        requireSwitchable(waitingOn: objects[0])
-        for (key, object) in objects.enumerated() {
-            let block = blocks + key
-            block.pointee = KWAIT_BLOCK()
-            block.pointee.Thread = PKTHREAD(t.kthread)
-            block.pointee.Object = object
-            block.pointee.WaitKey = USHORT(key)
-            block.pointee.WaitType = UCHAR(waitAll ? WaitAll.rawValue : WaitAny.rawValue)
-            InsertTailList(waitListHead(object), waitListEntry(of: block))
-        }
-        t.waitBlockList = blocks
-        t.waitBlockCount = objects.count
-        t.waitObject = objects[0]
-        t.deadline = deadline
-        t.state = .waiting
-        block()
+        repeat {
+            if let status = satisfy(objects, waitAll: waitAll, for: t) { return status }
+            if let deadline, deadline <= clock { return STATUS_TIMEOUT }
+            requireSwitchable(waitingOn: objects[0])
+            for (key, object) in objects.enumerated() {
+                let block = blocks + key
+                block.pointee = KWAIT_BLOCK()
+                block.pointee.Thread = PKTHREAD(t.kthread)
+                block.pointee.Object = object
+                block.pointee.WaitKey = USHORT(key)
+                block.pointee.WaitType = UCHAR(waitAll ? WaitAll.rawValue : WaitAny.rawValue)
+                InsertTailList(waitListHead(object), waitListEntry(of: block))
+            }
+            t.waitBlockList = blocks
+            t.waitBlockCount = objects.count
+            t.waitObject = objects[0]
+            t.deadline = deadline
+            t.state = .waiting
+            block()
+        } while kernelApcInterruptedWait()
         return t.waitStatus
     }
 

@@ -176,9 +176,11 @@ final class KernelMutexTests: XCTestCase {
                 KeWaitForSingleObject(&m, Executive, KernelMode, FALSE, nil)
                 let handles = (1...3).map { i in
                     startThread {
+                        // PsCreateSystemThread starts the thread in a critical region (K = -1).
+                        inside[i] = [apcCounts()]
                         KeWaitForSingleObject(&m, Executive, KernelMode, FALSE, nil)
                         order.append(i)
-                        inside[i] = [apcCounts()]
+                        inside[i]!.append(apcCounts())
                         KeReleaseMutex(&m, FALSE)
                         inside[i]!.append(apcCounts())
                     }
@@ -193,7 +195,8 @@ final class KernelMutexTests: XCTestCase {
             assertCompleted(machine)
             XCTAssertEqual(order, arrival, "seed \(seed)")
             for i in 1...3 {
-                XCTAssertEqual(inside[i], ["K=-1 S=0 disabled=1 all=0 IRQL=0", "K=0 S=0 disabled=0 all=0 IRQL=0"], "seed \(seed)")
+                XCTAssertEqual(inside[i], ["K=-1 S=0 disabled=1 all=0 IRQL=0", "K=-2 S=0 disabled=1 all=0 IRQL=0",
+                                           "K=-1 S=0 disabled=1 all=0 IRQL=0"], "seed \(seed)")
             }
         }
     }
