@@ -189,6 +189,23 @@ final class GuardedMutexTests: XCTestCase {
         ])
     }
 
+    /// A guarded region holds back special kernel APCs too; they run when the mutex is released.
+    func testHoldingAGuardedMutexDefersEvenSpecialKernelApcs() {
+        var log: [String] = []
+        let machine = simulate {
+            var m = KGUARDED_MUTEX()
+            KeInitializeGuardedMutex(&m)
+            let special = RecordingApc("s", for: KeGetCurrentThread(), normal: false)
+            KeAcquireGuardedMutex(&m)
+            special.insert()
+            log.append("held: \(special.log)")
+            KeReleaseGuardedMutex(&m)
+            log.append("released: \(special.log)")
+        }
+        assertCompleted(machine)
+        XCTAssertEqual(log, ["held: []", "released: [\"s kernel irql=1\"]"])
+    }
+
     func testLeaveWithoutEnterUnderVerifierIs0xC4_0x4000E() {
         let machine = simulate { KeLeaveGuardedRegion() }
         assertBugCheck(machine, 0xC4, [0x4_000E, 0, 0, 0])

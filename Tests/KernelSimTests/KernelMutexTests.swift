@@ -309,6 +309,31 @@ final class KernelMutexTests: XCTestCase {
         XCTAssertEqual(observed, ["0 state=1 IRQL=12 WaitNext=1 WaitIrql=1 K=0", "0 IRQL=1 WaitNext=0"])
     }
 
+    /// "Holding a mutex object implicitly places the holder within a critical region": a normal
+    /// kernel APC waits for the last release, a special one does not.
+    func testANormalKernelApcWaitsForTheLastRelease() {
+        var log: [String] = []
+        let machine = simulate {
+            var m = KMUTEX()
+            KeInitializeMutex(&m, 0)
+            let me = KeGetCurrentThread()
+            let normal = RecordingApc("n", for: me, normal: true)
+            let special = RecordingApc("s", for: me, normal: false)
+            KeWaitForSingleObject(&m, Executive, KernelMode, FALSE, nil)
+            KeWaitForSingleObject(&m, Executive, KernelMode, FALSE, nil)
+            normal.insert()
+            special.insert()
+            log.append("queued: \(normal.log + special.log)")
+            KeReleaseMutex(&m, FALSE)
+            log.append("first release: \(normal.log)")
+            KeReleaseMutex(&m, FALSE)
+            log.append("last release: \(normal.log)")
+        }
+        assertCompleted(machine)
+        XCTAssertEqual(log, ["queued: [\"s kernel irql=1\"]", "first release: []",
+                             "last release: [\"n kernel irql=1\", \"n normal irql=0 context=48879 arg1=161\"]"])
+    }
+
     func testReleaseAboveDispatchUnderVerifierIs0xC4_0x20011() {
         let machine = simulate {
             var m = KMUTEX()
