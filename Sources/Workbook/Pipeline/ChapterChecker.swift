@@ -67,13 +67,18 @@ public struct ChapterChecker: Sendable {
             if case .compileFail = $0.expectation { return false }
             return true
         }
-        let environment = "\(compiler.identity)\n\(compiler.simulator.identity)"
-        let declarations = shared.compactMap { block -> String? in
-            let split = splits[block.index]!
-            guard split.hasDeclarations || !split.imports.isEmpty else { return nil }
-            return "\(block.fence)\n\(split.imports.map(\.text).joined(separator: "\n"))\n\(split.declarations)"
-        }.joined(separator: "\n")
-        let chapterDigest = ResultCache.chapterDigest(environment: environment, declarations: declarations)
+        // A block's cached result stands while the toolchain, the simulator, the chapter's imports
+        // and the declarations it depends on are unchanged.
+        let imports = shared.flatMap { splits[$0.index]!.imports.map(\.text) }.sorted().joined(separator: "\n")
+        let environment = "\(compiler.identity)\n\(compiler.simulator.identity)\n\(imports)"
+        let dependencies = Dependencies.of(compiled, declaredBy: shared, splits: splits)
+        func sharedDigest(_ block: Block) -> String {
+            let declarations = (dependencies[block.index] ?? []).map { index in
+                let dependency = blocks.first { $0.index == index }!
+                return "\(dependency.fence)\n\(splits[index]!.declarations)"
+            }
+            return ResultCache.sharedDigest(environment: environment, declarations: declarations.joined(separator: "\n"))
+        }
         var keys: [Int: String] = [:]
         for block in blocks {
             if case .ignore = block.expectation {
@@ -81,7 +86,7 @@ public struct ChapterChecker: Sendable {
                                                    message: "ignored")
                 continue
             }
-            let key = ResultCache.key(chapterDigest: chapterDigest, block: block)
+            let key = ResultCache.key(sharedDigest: sharedDigest(block), block: block)
             keys[block.index] = key
             if let cached = cache?.lookup(key, for: block, chapter: chapter.path) { results[block.index] = cached }
         }

@@ -23,6 +23,9 @@ public enum ProgramGenerator {
         var declarations: String
         /// The block's code with its shared declarations and imports blanked.
         var statements: String
+        /// Every name the shared declarations introduce: types, functions, their members, enum
+        /// cases, and the types extensions extend (see `Dependencies`).
+        var declaredNames: [String] = []
 
         var hasDeclarations: Bool { declarations.contains { !$0.isWhitespace } }
     }
@@ -38,6 +41,7 @@ public enum ProgramGenerator {
         var declarationRanges: [Range<Int>] = []
         var imports: [SplitCode.Import] = []
         var importRanges: [Range<Int>] = []
+        let names = DeclaredNames(viewMode: .sourceAccurate)
         let converter = SourceLocationConverter(fileName: "", tree: file)
         for item in file.statements {
             let range = item.positionAfterSkippingLeadingTrivia.utf8Offset..<item.endPositionBeforeTrailingTrivia.utf8Offset
@@ -48,13 +52,48 @@ public enum ProgramGenerator {
                 imports.append(SplitCode.Import(line: line, text: decl.trimmedDescription))
             } else if isShared(decl) {
                 declarationRanges.append(range)
+                names.walk(decl)
             }
         }
         return SplitCode(
             imports: imports,
             declarations: mask(utf8, keeping: declarationRanges),
-            statements: mask(utf8, keeping: complement(of: declarationRanges + importRanges, count: utf8.count))
+            statements: mask(utf8, keeping: complement(of: declarationRanges + importRanges, count: utf8.count)),
+            declaredNames: names.names.sorted()
         )
+    }
+
+    /// Collects the names a declaration introduces, members included.
+    private final class DeclaredNames: SyntaxVisitor {
+        var names: Set<String> = []
+
+        override func visit(_ node: FunctionDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: StructDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: ClassDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: EnumDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: ActorDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: ProtocolDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: TypeAliasDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: AssociatedTypeDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: EnumCaseElementSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: OperatorDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: MacroDeclSyntax) -> SyntaxVisitorContinueKind { add(node.name) }
+        override func visit(_ node: IdentifierPatternSyntax) -> SyntaxVisitorContinueKind { add(node.identifier) }
+
+        /// An extension (conformances, members) matters wherever its type is named.
+        override func visit(_ node: ExtensionDeclSyntax) -> SyntaxVisitorContinueKind {
+            for token in node.extendedType.tokens(viewMode: .sourceAccurate) { names.insert(token.text) }
+            return .visitChildren
+        }
+
+        // Parameters and locals inside bodies are not declarations of the chapter.
+        override func visit(_ node: CodeBlockSyntax) -> SyntaxVisitorContinueKind { .skipChildren }
+        override func visit(_ node: AccessorBlockSyntax) -> SyntaxVisitorContinueKind { .skipChildren }
+
+        private func add(_ token: TokenSyntax) -> SyntaxVisitorContinueKind {
+            names.insert(token.text)
+            return .visitChildren
+        }
     }
 
     /// Keywords without which no shared declaration or import can begin.

@@ -3,7 +3,8 @@ import Foundation
 /// Block results stored by content hash, so an unchanged block is neither compiled nor run again.
 ///
 /// A key covers everything a result depends on: the toolchain, the simulator build, the chapter's
-/// shared declarations, the block's code, place, attributes and expected output.
+/// imports, the shared declarations the block depends on (`Dependencies`), and the block's code,
+/// place, attributes and expected output.
 public struct ResultCache: Sendable {
     public var directory: String
 
@@ -19,18 +20,19 @@ public struct ResultCache: Sendable {
         var bugCheck: BugCheckInfo?
     }
 
-    /// The digest of what every block of a chapter shares, computed once per chapter.
-    static func chapterDigest(environment: String, declarations: String) -> String {
+    /// The digest of what a block's result depends on besides its own code: the environment and
+    /// the shared declarations it depends on.
+    static func sharedDigest(environment: String, declarations: String) -> String {
         var hash = SHA256()
-        hash.update("workbook-cache-v1")
+        hash.update("workbook-cache-v2")
         hash.update(environment)
         hash.update(declarations)
         return hash.hexDigest()
     }
 
-    static func key(chapterDigest: String, block: Block) -> String {
+    static func key(sharedDigest: String, block: Block) -> String {
         var hash = SHA256()
-        hash.update(chapterDigest)
+        hash.update(sharedDigest)
         hash.update(block.fence.description)
         hash.update(block.code)
         hash.update(String(describing: block.expectation))
@@ -63,7 +65,7 @@ public struct ResultCache: Sendable {
     func split(_ code: String) -> ProgramGenerator.SplitCode {
         guard ProgramGenerator.mayDeclare(code) else { return ProgramGenerator.split(code) }
         var hash = SHA256()
-        hash.update("split-v1")
+        hash.update("split-v2")
         hash.update(code)
         let file = "\(directory)/splits/\(hash.hexDigest()).json"
         if let data = FileManager.default.contents(atPath: file),

@@ -1,0 +1,62 @@
+/// Which of a chapter's shared declarations each block may depend on, so that editing one
+/// exercise's function re-runs the blocks that use it, not the whole chapter.
+///
+/// A block depends on every block whose declarations introduce a name its code mentions, and on
+/// what those declarations mention in turn. "Mentions" is lexical — every identifier-like word and
+/// operator in the code, strings and comments included — so it can only over-approximate: a real
+/// dependency is never missed because a name hides in a string, at worst a block re-runs that did
+/// not need to.
+enum Dependencies {
+    /// For each of `blocks`, the indices of the other blocks among `declaring` whose declarations
+    /// it depends on, in ascending order.
+    static func of(_ blocks: [Block], declaredBy declaringBlocks: [Block],
+                   splits: [Int: ProgramGenerator.SplitCode]) -> [Int: [Int]] {
+        let declaring = declaringBlocks.compactMap { block -> (index: Int, names: Set<String>, mentions: Set<String>)? in
+            guard let split = splits[block.index], split.hasDeclarations else { return nil }
+            return (block.index, Set(split.declaredNames), words(split.declarations))
+        }
+        var result: [Int: [Int]] = [:]
+        for block in blocks {
+            guard let split = splits[block.index] else { continue }
+            var mentioned = words(split.statements).union(words(split.declarations))
+            var found: Set<Int> = [block.index]
+            var grew = true
+            while grew {
+                grew = false
+                for candidate in declaring where !found.contains(candidate.index)
+                    && !candidate.names.isDisjoint(with: mentioned) {
+                    found.insert(candidate.index)
+                    mentioned.formUnion(candidate.mentions)
+                    grew = true
+                }
+            }
+            found.remove(block.index)
+            result[block.index] = found.sorted()
+        }
+        return result
+    }
+
+    /// Identifier-like words and runs of operator characters.
+    static func words(_ code: String) -> Set<String> {
+        var result: Set<String> = []
+        var current = ""
+        var currentIsWord = false
+        func flush() {
+            if !current.isEmpty { result.insert(current) }
+            current = ""
+        }
+        for character in code {
+            let isWord = character.isLetter || character.isNumber || character == "_"
+            let isOperator = "/=-+!*%<>&|^~?.".contains(character)
+            if isWord || isOperator {
+                if !current.isEmpty && isWord != currentIsWord { flush() }
+                current.append(character)
+                currentIsWord = isWord
+            } else {
+                flush()
+            }
+        }
+        flush()
+        return result
+    }
+}
