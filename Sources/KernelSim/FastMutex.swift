@@ -44,12 +44,14 @@ public func ExAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePat
     if m.options.verifier && m.irql > APC_LEVEL {
         m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x33, ULONG_PTR(m.irql), address(FastMutex), 0)
     }
+    m.lockWillBeAcquired(lockOf(FastMutex))
     // A plain CR8 write: on a free build an acquire at DISPATCH_LEVEL lowers to APC_LEVEL (kmtest item 3).
     let old = m.irql
     m.irql = APC_LEVEL
     m.acquireCount(FastMutex)
     FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
     FastMutex.pointee.OldIrql = ULONG(old)
+    m.lockAcquired(lockOf(FastMutex))
 }
 
 /// Acquires the mutex at APC_LEVEL if it is free; returns TRUE then, else FALSE with the IRQL
@@ -66,6 +68,7 @@ public func ExTryToAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #fi
     }
     FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
     FastMutex.pointee.OldIrql = ULONG(old)
+    m.lockAcquired(lockOf(FastMutex), tried: true)
     return TRUE
 }
 
@@ -79,7 +82,7 @@ public func ExReleaseFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePat
         m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x34, ULONG_PTR(m.irql),
                    ULONG_PTR(m.current.kthread.pointee.CombinedApcDisable), address(FastMutex))
     }
-    m.checkReleaser(FastMutex)
+    m.lockWillBeReleased(lockOf(FastMutex))
     FastMutex.pointee.Owner = nil
     let old = KIRQL(truncatingIfNeeded: FastMutex.pointee.OldIrql)
     m.releaseCount(FastMutex)
@@ -92,8 +95,10 @@ public func ExAcquireFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #f
     let m = enterKernel("ExAcquireFastMutexUnsafe", file, line)
     m.registerFastMutex(FastMutex)
     m.checkUnsafeContext(FastMutex, subcode: 0x39)
+    m.lockWillBeAcquired(lockOf(FastMutex))
     m.acquireCount(FastMutex)
     FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
+    m.lockAcquired(lockOf(FastMutex))
 }
 
 /// Releases a mutex taken with ExAcquireFastMutexUnsafe, without changing the IRQL.
@@ -102,10 +107,13 @@ public func ExReleaseFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #f
     let m = enterKernel("ExReleaseFastMutexUnsafe", file, line)
     m.registerFastMutex(FastMutex)
     m.checkUnsafeContext(FastMutex, subcode: 0x3A)
-    m.checkReleaser(FastMutex)
+    m.lockWillBeReleased(lockOf(FastMutex))
     FastMutex.pointee.Owner = nil
     m.releaseCount(FastMutex)
 }
+
+/// The fast mutex as Driver Verifier's deadlock detection tracks it (LockOrder.swift).
+private func lockOf(_ mutex: PFAST_MUTEX) -> KsLock { KsLock(.fastMutex, address(mutex)) }
 
 /// The fast mutex's embedded event.
 func eventOf(_ mutex: PFAST_MUTEX) -> PRKEVENT {
@@ -127,22 +135,6 @@ extension Machine {
         let apcDisable = current.kthread.pointee.CombinedApcDisable
         guard options.verifier, irql > APC_LEVEL || (irql < APC_LEVEL && apcDisable == 0) else { return }
         bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, subcode, ULONG_PTR(irql), ULONG_PTR(apcDisable), address(mutex))
-    }
-
-    /// Verifier's deadlock detection reports a release by a thread other than the acquirer
-    /// (0xC4/0x1004) and a release of a mutex nobody acquired (0xC4/0x1007).
-    /// https://learn.microsoft.com/windows-hardware/drivers/devtest/deadlock-detection
-    fileprivate func checkReleaser(_ mutex: PFAST_MUTEX) {
-        guard options.verifier else { return }
-        let me = UnsafeMutableRawPointer(current.kthread)
-        switch mutex.pointee.Owner {
-        case nil:
-            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1007, address(mutex), 0, 0)
-        case let owner? where owner != me:
-            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1004, address(mutex), address(owner), address(me))
-        default:
-            break
-        }
     }
 
     /// `InterlockedBitTestAndReset(&Count, FM_LOCK_BIT_V)`: true if the lock bit was set (we own it).

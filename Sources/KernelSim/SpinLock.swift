@@ -58,7 +58,7 @@ public func KeTryToAcquireSpinLockAtDpcLevel(_ SpinLock: PKSPIN_LOCK, file: Stri
     let m = enterKernel("KeTryToAcquireSpinLockAtDpcLevel", file, line)
     m.requireDispatchLevel(SpinLock, subcode: 0x40)
     guard SpinLock.pointee == 0 else { return FALSE }
-    m.takeSpinLock(SpinLock)
+    m.takeSpinLock(SpinLock, tried: true)
     return TRUE
 }
 
@@ -85,18 +85,21 @@ extension Machine {
         if lock.pointee != 0 && spinLockOwners[lock] === current {
             bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0)
         }
-        while lock.pointee != 0 { schedulingPoint() }
+        lockWillBeAcquired(KsLock(.spinLock, address(lock)))
+        while lock.pointee != 0 { schedulingPoint(yielding: true) }
         takeSpinLock(lock)
     }
 
-    fileprivate func takeSpinLock(_ lock: PKSPIN_LOCK) {
+    fileprivate func takeSpinLock(_ lock: PKSPIN_LOCK, tried: Bool = false) {
         lock.pointee = 1
         spinLockOwners[lock] = current
+        lockAcquired(KsLock(.spinLock, address(lock)), tried: tried)
     }
 
     /// Releasing a lock that is free, or that another thread holds, is 0x10 (P1 = lock, as in
     /// ReactOS's debug build). https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x10--spin-lock-not-owned
     fileprivate func releaseSpinLock(_ lock: PKSPIN_LOCK) {
+        lockWillBeReleased(KsLock(.spinLock, address(lock)))
         if lock.pointee == 0 || spinLockOwners[lock] !== current {
             bugCheck(SPIN_LOCK_NOT_OWNED, address(lock), 0, 0, 0)
         }
