@@ -68,7 +68,7 @@ public func ExTryToAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #fi
     }
     FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
     FastMutex.pointee.OldIrql = ULONG(old)
-    m.lockAcquired(lockOf(FastMutex), tried: true)
+    m.lockAcquired(lockOf(FastMutex))
     return TRUE
 }
 

@@ -72,17 +72,25 @@ struct LockOrderGraph {
 }
 
 extension Machine {
-    /// Called before a thread may wait for `lock`. With Verifier on, acquiring it while holding a
-    /// lock that the graph already orders after it is 0xC4/0x1001 ("the current thread is trying
-    /// to acquire a resource that would cause a deadlock"; P2 = that resource, P3/P4 reserved).
+    /// Called before a thread may wait for `lock` (not for a try-acquire, which never waits).
+    /// With Verifier on, acquiring it while holding a lock that the graph already orders after it
+    /// is 0xC4/0x1001 ("the current thread is trying to acquire a resource that would cause a
+    /// deadlock"; P2 = that resource, P3/P4 reserved). The order is recorded at the attempt, so
+    /// the second thread of an ABBA pair is stopped before it can block on the first.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc4--driver-verifier-detected-violation
     func lockWillBeAcquired(_ lock: KsLock) {
         guard options.verifier else { return }
         let me = current!
-        let held = Set(me.heldLocks.lazy.map(\.lock.address).filter { $0 != lock.address })
-        guard !held.isEmpty, let path = lockOrder.path(from: lock.address, to: held) else { return }
-        let closing = me.heldLocks.last { $0.lock.address == path.last!.second.address }!
         let site = me.recentCalls.last!
+        let held = Set(me.heldLocks.lazy.map(\.lock.address).filter { $0 != lock.address })
+        guard !held.isEmpty else { return }
+        guard let path = lockOrder.path(from: lock.address, to: held) else {
+            for h in me.heldLocks where h.lock.address != lock.address {
+                lockOrder.add(OrderEdge(first: h.lock, second: lock, thread: me.id, firstSite: h.site, secondSite: site))
+            }
+            return
+        }
+        let closing = me.heldLocks.last { $0.lock.address == path.last!.second.address }!
         var lines = ["Lock hierarchy violation (as !deadlock shows it): a cycle of \(path.count + 1) locks.",
                      "The acquisition order was established by:"]
         for edge in path {
@@ -97,17 +105,10 @@ extension Machine {
                  note: lines.joined(separator: "\n      "))
     }
 
-    /// Records that the current thread now holds `lock`, ordering it after every lock it holds.
-    /// A successful try-acquire (`tried`) never waits, so it adds no order into `lock`.
-    func lockAcquired(_ lock: KsLock, tried: Bool = false) {
+    /// Records that the current thread now holds `lock`.
+    func lockAcquired(_ lock: KsLock) {
         let me = current!
-        let site = me.recentCalls.last!
-        if !tried {
-            for held in me.heldLocks where held.lock.address != lock.address {
-                lockOrder.add(OrderEdge(first: held.lock, second: lock, thread: me.id, firstSite: held.site, secondSite: site))
-            }
-        }
-        me.heldLocks.append(HeldLock(lock: lock, site: site))
+        me.heldLocks.append(HeldLock(lock: lock, site: me.recentCalls.last!))
         recordEvent(.acquire(lock))
     }
 

@@ -58,7 +58,7 @@ public func KeTryToAcquireSpinLockAtDpcLevel(_ SpinLock: PKSPIN_LOCK, file: Stri
     let m = enterKernel("KeTryToAcquireSpinLockAtDpcLevel", file, line)
     m.requireDispatchLevel(SpinLock, subcode: 0x40)
     guard SpinLock.pointee == 0 else { return FALSE }
-    m.takeSpinLock(SpinLock, tried: true)
+    m.takeSpinLock(SpinLock)
     return TRUE
 }
 
@@ -90,10 +90,10 @@ extension Machine {
         takeSpinLock(lock)
     }
 
-    fileprivate func takeSpinLock(_ lock: PKSPIN_LOCK, tried: Bool = false) {
+    fileprivate func takeSpinLock(_ lock: PKSPIN_LOCK) {
         lock.pointee = 1
         spinLockOwners[lock] = current
-        lockAcquired(KsLock(.spinLock, address(lock)), tried: tried)
+        lockAcquired(KsLock(.spinLock, address(lock)))
     }
 
     /// Releasing a lock that is free, or that another thread holds, is 0x10 (P1 = lock, as in
