@@ -41,6 +41,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Scheduling throughput figures: `make bench-sim` (release).
+        .executableTarget(name: "KernelSimBenchmark", dependencies: ["KernelSim"]),
         .testTarget(name: "KernelSimTests", dependencies: ["KernelSim"]),
         .testTarget(name: "WorkbookTests", dependencies: ["Workbook"]),
     ]

@@ -52,6 +52,7 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     precondition(activeMachine == nil, "KsRunMachine: another machine is already running")
     let m = Machine(options: options)
     activeMachine = m
+    simulationCPU = currentCPU()
     m.startStrategy()
     let first = m.spawn(origin: "KsRunMachine body", body)
     m.place(first)

@@ -47,6 +47,8 @@ final class Worker: @unchecked Sendable {
     var pthread = pthread_t()
     /// The simulated thread to run when the baton next arrives; written before that signal.
     var thread: SimThread?
+    /// The CPU this OS thread is pinned to, or -1.
+    var cpu: Int32 = -1
 
     /// An idle worker, or a new one, assigned to `t`.
     static func take(for t: SimThread) -> Worker {
@@ -91,8 +93,38 @@ private func workerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPoin
     let w = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
     while true {
         w.baton.wait()
+        let cpu = simulationCPU
+        if cpu != w.cpu {
+            pinCallingThread(to: cpu)
+            w.cpu = cpu
+        }
         w.thread!.run()
     }
+}
+
+/// The CPU every worker of the running machine is pinned to. Only one simulated thread runs at a
+/// time, and a hand-off to a thread sleeping on another CPU waits for that CPU to wake (measured
+/// 25 µs per switch on an idle core, 3.5 µs with every worker on one CPU, 2,000 schedules of the
+/// benchmark: 4.4 s unpinned, 0.6 s pinned). Chosen per machine: the CPU its caller runs on.
+nonisolated(unsafe) var simulationCPU: Int32 = -1
+
+/// `sched_getcpu` and `sched_setaffinity` are GNU extensions that Swift's Glibc module does not
+/// import, so they are looked up by name; without them workers are simply not pinned.
+private typealias SchedGetCPU = @convention(c) () -> Int32
+private typealias SchedSetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
+nonisolated(unsafe) private let schedGetCPU = dlsym(nil, "sched_getcpu").map { unsafeBitCast($0, to: SchedGetCPU.self) }
+nonisolated(unsafe) private let schedSetAffinity = dlsym(nil, "sched_setaffinity").map {
+    unsafeBitCast($0, to: SchedSetAffinity.self)
+}
+
+/// The CPU the caller runs on, or -1 if unknown.
+func currentCPU() -> Int32 { schedGetCPU?() ?? -1 }
+
+private func pinCallingThread(to cpu: Int32) {
+    guard let schedSetAffinity, cpu >= 0, cpu < 1024 else { return }
+    var mask = [UInt64](repeating: 0, count: 16)  // a cpu_set_t: 1,024 bits
+    mask[Int(cpu) / 64] = 1 << UInt64(cpu % 64)
+    _ = mask.withUnsafeBytes { schedSetAffinity(0, $0.count, $0.baseAddress!) }
 }
 
 /// Simulated time that passes per scheduling point: 1 µs.
