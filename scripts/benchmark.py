@@ -124,6 +124,17 @@ def main():
             write_chapter(os.path.join(singles, f"{i:02}.md"), 1, lambda _, s: swift_block(i, s), [f"s{round_}"])
         times["per-block"].append(timed([WORKBOOK, "check", singles, "--build-dir", build, "--no-cache"], work))
 
+    # The course itself: cold (no cached result), warm, and each block compiled on its own.
+    course = os.path.join(work, "course-build")
+    course_check = [WORKBOOK, "check", os.path.join(ROOT, "chapters"), "--solutions", os.path.join(ROOT, "solutions"),
+                    "--build-dir", course]
+    timed(course_check + ["--no-cache"], work)  # warms this build folder's module cache
+    course_times = {k: [] for k in ["course cold", "course warm", "course per-block"]}
+    for _ in range(args.rounds):
+        course_times["course cold"].append(timed(course_check + ["--no-cache"], work))
+        course_times["course warm"].append(timed(course_check, work))
+        course_times["course per-block"].append(timed(course_check + ["--no-cache", "--no-batch"], work))
+
     medians = {k: statistics.median(v) for k, v in times.items() if v}
     print(f"{args.blocks}-block chapter, median of {args.rounds} interleaved rounds (seconds):")
     base = medians.get("rustdoc")
@@ -149,6 +160,12 @@ def main():
         print(f"  batching speed-up over per-block compiles: {medians['per-block'] / medians['cold']:.1f}x")
     if not rustdoc:
         print("  (rustdoc not found: no baseline)")
+    course_medians = {k: statistics.median(v) for k, v in course_times.items()}
+    blocks = sum(open(os.path.join(ROOT, "chapters", f)).read().count("```swift") for f in os.listdir(os.path.join(ROOT, "chapters")))
+    print(f"The course ({blocks} swift blocks, solutions substituted), median of {args.rounds} rounds (seconds):")
+    cold = course_medians["course cold"]
+    for key in ["course cold", "course warm", "course per-block"]:
+        print(f"  {key:<50} {course_medians[key]:7.2f}   {course_medians[key] / cold:5.2f}x cold")
     shutil.rmtree(work, ignore_errors=True)
 
 

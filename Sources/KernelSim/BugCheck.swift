@@ -16,6 +16,7 @@ public let KERNEL_APC_PENDING_DURING_EXIT: ULONG = 0x20
 public let SYSTEM_EXIT_OWNED_MUTEX: ULONG = 0x39
 public let IRQL_GT_ZERO_AT_SYSTEM_SERVICE: ULONG = 0x4A
 public let PAGE_FAULT_IN_NONPAGED_AREA: ULONG = 0x50
+public let SYSTEM_THREAD_EXCEPTION_NOT_HANDLED: ULONG = 0x7E
 public let ATTEMPTED_SWITCH_FROM_DPC: ULONG = 0xB8
 public let MUTEX_ALREADY_OWNED: ULONG = 0xBF
 public let BAD_POOL_CALLER: ULONG = 0xC2
@@ -101,9 +102,17 @@ let bugCheckTable: [BugCheckInfo] = [
                  parameters: ["Memory referenced", "0 read, 2 write, 10 execute", "Address that referenced memory",
                               "Fault type"],
                  page: "bug-check-0x50--page-fault-in-nonpaged-area"),
+    BugCheckInfo(code: 0x7E, name: "SYSTEM_THREAD_EXCEPTION_NOT_HANDLED",
+                 summary: "A system thread generated an exception that the error handler did not catch.",
+                 parameters: ["The exception code that was not handled",
+                              "The address where the exception occurred (0: the simulator has no code addresses)",
+                              "The address of the exception record (0 here)", "The address of the context record (0 here)"],
+                 page: "bug-check-0x7e--system-thread-exception-not-handled"),
     BugCheckInfo(code: 0xB8, name: "ATTEMPTED_SWITCH_FROM_DPC",
                  summary: "A wait operation, attach process, or yield was attempted from a DPC routine.",
-                 parameters: ["Original thread", "New thread", "Stack address of the original thread", "Reserved"],
+                 parameters: ["Original thread", "New thread",
+                              "Stack address of the original thread (0: simulated threads have no kernel stack)",
+                              "Reserved"],
                  page: "bug-check-0xb8--attempted-switch-from-dpc"),
     BugCheckInfo(code: 0xBF, name: "MUTEX_ALREADY_OWNED",
                  summary: "A thread attempted to acquire ownership of a mutex it already owned.",
@@ -160,8 +169,8 @@ let bugCheckTable: [BugCheckInfo] = [
                  summary: "A DPC or ISR ran too long, or a processor spent too long at DISPATCH_LEVEL or above.",
                  parameters: ["0: one DPC or ISR ran too long; 1: too much cumulative time at ≥ DISPATCH_LEVEL",
                               "P1 = 0: DPC time count; P1 = 1: the watchdog period (100 ns units here)",
-                              "P1 = 0: DPC time allotment; P1 = 1: DPC_WATCHDOG_GLOBAL_TRIAGE_BLOCK (0 here)",
-                              "P1 = 0: triage block; P1 = 1: reserved"],
+                              "P1 = 0: DPC time allotment (100 ns units here); P1 = 1: DPC_WATCHDOG_GLOBAL_TRIAGE_BLOCK (0 here)",
+                              "P1 = 0: triage block (0 here); P1 = 1: reserved"],
                  page: "bug-check-0x133-dpc-watchdog-violation"),
     BugCheckInfo(code: 0x4000_008A, name: "THREAD_TERMINATE_HELD_MUTEX",
                  summary: "A thread exited while holding a kernel mutex.",
@@ -217,7 +226,19 @@ let verifierSubcodes: [ULONG_PTR: SubcodeInfo] = [
     0x1004: SubcodeInfo(summary: "Lock released by a thread other than the one that acquired it",
                         parameters: ["Lock address", "Thread that acquired it", "Current thread"]),
     0x1007: SubcodeInfo(summary: "Lock released before it was acquired", parameters: ["Lock address", "Reserved", "Reserved"]),
+    0x1008: SubcodeInfo(summary: "Lock acquired with an API that does not match its type (ordinary vs in-stack queued spin lock)",
+                        parameters: ["Lock address", "Reserved", "Reserved"]),
+    0x2_000F: SubcodeInfo(summary: "DDI compliance rule IrqlKeApcLte1: KeXxxGuardedMutex and KeDelayExecutionThread need IRQL <= APC_LEVEL",
+                          parameters: ["Rule description (not provided)", "Reserved", "Reserved"]),
+    0x2_0010: SubcodeInfo(summary: "DDI compliance rule IrqlKeApcLte2: KeEnter/LeaveGuardedRegion need IRQL <= APC_LEVEL",
+                          parameters: ["Rule description (not provided)", "Reserved", "Reserved"]),
+    0x2_0011: SubcodeInfo(summary: "DDI compliance rule IrqlKeDispatchLte: KePulseEvent, KeReleaseMutex, ... need IRQL <= DISPATCH_LEVEL",
+                          parameters: ["Rule description (not provided)", "Reserved", "Reserved"]),
+    0x2_0016: SubcodeInfo(summary: "DDI compliance rule IrqlKeSetEvent: KeSetEvent with Wait = TRUE needs IRQL <= APC_LEVEL",
+                          parameters: ["Rule description (not provided)", "Reserved", "Reserved"]),
     0x2_001C: SubcodeInfo(summary: "DDI compliance rule IrqlPsPassive: PsCreateSystemThread/PsTerminateSystemThread need PASSIVE_LEVEL",
+                          parameters: ["Rule description (not provided)", "Reserved", "Reserved"]),
+    0x4_000E: SubcodeInfo(summary: "DDI compliance rule GuardedRegions: KeLeaveGuardedRegion without a matching KeEnterGuardedRegion",
                           parameters: ["Rule description (not provided)", "Reserved", "Reserved"]),
 ]
 

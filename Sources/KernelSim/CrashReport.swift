@@ -53,7 +53,7 @@ extension Machine {
             let site = t.recentCalls.last.map { " in \($0.routine) at \($0.file):\($0.line)" } ?? ""
             switch t.state {
             case .terminated: lines.append("  \(t.name): ended")
-            case .waiting: lines.append("  \(t.name) (\(t.origin)): waiting\(site) for \(describe(t.waitObject))")
+            case .waiting: lines.append("  \(t.name) (\(t.origin)): waiting\(site) for \(describeWait(t))")
             case .ready, .running: lines.append("  \(t.name): runnable\(site)")
             }
         }
@@ -63,6 +63,12 @@ extension Machine {
                 let m = mutex.pointee
                 lines.append("  FAST_MUTEX \(hex(address(mutex))): Count=\(m.Count) Owner=\(describeOwner(m.Owner)) "
                     + "Contention=\(m.Contention)")
+            }
+        }
+        let kernelMutexes = threads.flatMap { t in ownedMutexes(t).map { (t, $0) } }
+        if !kernelMutexes.isEmpty {
+            lines += ["", "Kernel mutexes:"] + kernelMutexes.map { t, mutex in
+                "  KMUTEX \(hex(address(mutex))): SignalState=\(mutex.pointee.Header.SignalState) OwnerThread=\(t.name)"
             }
         }
         let held = spinLockOwners.map { "  KSPIN_LOCK \(hex(address($0.key))) held by \($0.value.name)" }.sorted()
@@ -81,8 +87,24 @@ extension Machine {
         if let mutex = mutex(owningEvent: object) { return "FAST_MUTEX \(hex(address(mutex))) (sleeping on its Event)" }
         if let t = thread(for: object) { return "\(t.name) to end" }
         let header = object.assumingMemoryBound(to: DISPATCHER_HEADER.self).pointee
+        if header.Type == MutantObject {
+            let owner = object.assumingMemoryBound(to: KMUTANT.self).pointee.OwnerThread
+            return "KMUTEX \(hex(address(object))) (SignalState \(header.SignalState), OwnerThread \(describeOwner(owner)))"
+        }
+        if header.Type == SemaphoreObject {
+            let limit = object.assumingMemoryBound(to: KSEMAPHORE.self).pointee.Limit
+            return "KSEMAPHORE \(hex(address(object))) (count \(header.SignalState), Limit \(limit))"
+        }
         let kind = header.Type == EventSynchronizationObject ? "SynchronizationEvent" : "NotificationEvent"
         return "KEVENT \(hex(address(object))) (\(kind), SignalState \(header.SignalState))"
+    }
+
+    /// What a waiting thread waits for: one object, or the objects of a KeWaitForMultipleObjects.
+    private func describeWait(_ t: SimThread) -> String {
+        let objects = t.waitObjects
+        guard objects.count > 1 else { return describe(t.waitObject) }
+        let all = t.waitBlockList!.pointee.WaitType == UCHAR(WaitAll.rawValue)
+        return (all ? "all of " : "any of ") + objects.map(describe).joined(separator: "; ")
     }
 
     private func describeOwner(_ owner: PVOID) -> String {
@@ -105,6 +127,12 @@ extension Machine {
             }
             if let owner = thread(for: m.Owner) {
                 return "\(t.name) waits for FAST_MUTEX \(hex(address(mutex))), owned by \(owner.name)"
+                    + (owner.state == .waiting ? ", which is itself waiting." : ".")
+            }
+        }
+        for object in t.waitObjects where object.assumingMemoryBound(to: DISPATCHER_HEADER.self).pointee.Type == MutantObject {
+            if let owner = thread(for: object.assumingMemoryBound(to: KMUTANT.self).pointee.OwnerThread) {
+                return "\(t.name) waits for KMUTEX \(hex(address(object))), owned by \(owner.name)"
                     + (owner.state == .waiting ? ", which is itself waiting." : ".")
             }
         }

@@ -28,6 +28,9 @@ public func KeLeaveCriticalRegion(file: String = #filePath, line: Int = #line) {
         }
     }
     thread.pointee.KernelApcDisable &+= 1
+    // KiCheckForKernelApcDelivery (reactos-sync-semantics.md §2.2): at PASSIVE_LEVEL the APCs run
+    // now; at APC_LEVEL they wait for the IRQL to drop.
+    if thread.pointee.KernelApcDisable == 0 { m.deliverApcs() }
 }
 
 /// TRUE if the thread is inside a critical or guarded region (any nonzero count, IRQL ignored).

@@ -19,8 +19,9 @@ func initializeEvent(_ event: PRKEVENT, _ type: EVENT_TYPE, _ state: BOOLEAN) {
 
 /// Signals the event and returns its previous state. A notification event releases every waiter
 /// and stays signaled; a synchronization event releases the oldest waiter and, if it released
-/// one, stays non-signaled. `Increment` (a priority boost) and `Wait` are accepted but not
-/// modelled: the simulator has no priorities and does not hold the dispatcher lock across calls.
+/// one, stays non-signaled. `Increment` (a priority boost) is accepted but not modelled: the
+/// simulator has no priorities. With `Wait == TRUE` the call returns at SYNCH_LEVEL and the
+/// KeWaitXxx that must follow it returns at the caller's IRQL; it needs IRQL ≤ APC_LEVEL.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kesetevent
 @discardableResult
 public func KeSetEvent(_ Event: PRKEVENT, _ Increment: KPRIORITY, _ Wait: BOOLEAN,
@@ -29,19 +30,51 @@ public func KeSetEvent(_ Event: PRKEVENT, _ Increment: KPRIORITY, _ Wait: BOOLEA
     if m.options.verifier && m.irql > DISPATCH_LEVEL {
         m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x80, ULONG_PTR(m.irql), address(Event), 0)
     }
-    return m.setEvent(Event)
+    // DDI rule IrqlKeSetEvent: "at IRQL <= APC_LEVEL when Wait = TRUE".
+    // https://learn.microsoft.com/windows-hardware/drivers/devtest/wdm-irqlkesetevent
+    if m.options.verifier && Wait != 0 && m.irql > APC_LEVEL {
+        m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x2_0016, 0, 0, 0,
+                   note: "KeSetEvent with Wait = TRUE at IRQL \(m.irql).")
+    }
+    let previous = m.setEvent(Event)
+    if Wait != 0 { m.keepSynchLevelForNextWait() }
+    return previous
+}
+
+/// Signals the event just long enough to satisfy the waits it can, then resets it; returns the
+/// previous state. A notification event releases every waiter, a synchronization event the
+/// oldest; with no waiters it only ends up non-signaled. `Wait` works as in KeSetEvent.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kepulseevent
+@discardableResult
+public func KePulseEvent(_ Event: PRKEVENT, _ Increment: KPRIORITY, _ Wait: BOOLEAN,
+                         file: String = #filePath, line: Int = #line) -> LONG {
+    let m = enterKernel("KePulseEvent", file, line)
+    m.requireDispatchLte(Event)
+    let previous = Event.pointee.Header.SignalState
+    if previous == 0 {
+        Event.pointee.Header.SignalState = 1
+        m.waitTest(UnsafeMutableRawPointer(Event))
+    }
+    Event.pointee.Header.SignalState = 0
+    if Wait != 0 { m.keepSynchLevelForNextWait() }
+    return previous
 }
 
 extension Machine {
     func setEvent(_ event: PRKEVENT) -> LONG {
-        let object = UnsafeMutableRawPointer(event)
         let previous = event.pointee.Header.SignalState
-        if previous == 0 && event.pointee.Header.Type == EventSynchronizationObject && wakeFirst(object) {
-            return previous
-        }
         event.pointee.Header.SignalState = 1
-        if previous == 0 { wakeAll(object) }
+        if previous == 0 { waitTest(UnsafeMutableRawPointer(event)) }
         return previous
+    }
+
+    /// DDI rule IrqlKeDispatchLte (KePulseEvent, KeReleaseMutex, …): IRQL ≤ DISPATCH_LEVEL.
+    /// https://learn.microsoft.com/windows-hardware/drivers/devtest/wdm-irqlkedispatchlte
+    func requireDispatchLte(_ object: UnsafeMutableRawPointer) {
+        guard options.verifier, irql > DISPATCH_LEVEL else { return }
+        bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x2_0011, 0, 0, 0,
+                 note: "DDI compliance rule IrqlKeDispatchLte: \(current.recentCalls.last!.routine) on "
+                    + "\(hex(address(object))) at IRQL \(irql).")
     }
 }
 

@@ -1,4 +1,5 @@
-// Fast mutexes, with the Windows 8+ lock-bit encoding of Count (reactos-sync-semantics.md §2.7.B):
+// Fast mutexes, with the Windows 8+ lock-bit encoding of Count (reactos-sync-semantics.md §2.7.B),
+// which guarded mutexes (GuardedMutex.swift) share:
 // Count = (free ? FM_LOCK_BIT : 0) | (a woken waiter is in flight ? FM_LOCK_WAITER_WOKEN : 0)
 //         + FM_LOCK_WAITER_INC × sleeping waiters.
 // Each interlocked operation on Count is its own scheduling step, so other threads can observe
@@ -27,12 +28,7 @@ public typealias PFAST_MUTEX = UnsafeMutablePointer<FAST_MUTEX>
 /// synchronization event. OldIrql is left as it was.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exinitializefastmutex
 public func ExInitializeFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) {
-    let m = enterKernel("ExInitializeFastMutex", file, line)
-    m.registerFastMutex(FastMutex)
-    m.setCount(FastMutex, FM_LOCK_BIT)
-    FastMutex.pointee.Owner = nil
-    FastMutex.pointee.Contention = 0
-    initializeEvent(eventOf(FastMutex), SynchronizationEvent, FALSE)
+    enterKernel("ExInitializeFastMutex", file, line).initializeFastMutex(FastMutex)
 }
 
 /// Raises to APC_LEVEL and acquires the mutex, sleeping while another thread owns it.
@@ -44,14 +40,11 @@ public func ExAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePat
     if m.options.verifier && m.irql > APC_LEVEL {
         m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x33, ULONG_PTR(m.irql), address(FastMutex), 0)
     }
-    m.lockWillBeAcquired(lockOf(FastMutex))
     // A plain CR8 write: on a free build an acquire at DISPATCH_LEVEL lowers to APC_LEVEL (kmtest item 3).
     let old = m.irql
     m.irql = APC_LEVEL
-    m.acquireCount(FastMutex)
-    FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
+    m.acquireFastMutex(FastMutex)
     FastMutex.pointee.OldIrql = ULONG(old)
-    m.lockAcquired(lockOf(FastMutex))
 }
 
 /// Acquires the mutex at APC_LEVEL if it is free; returns TRUE then, else FALSE with the IRQL
@@ -62,13 +55,11 @@ public func ExTryToAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #fi
     m.registerFastMutex(FastMutex)
     let old = m.irql
     m.irql = APC_LEVEL
-    guard m.testAndResetLockBit(FastMutex) else {
+    guard m.tryToAcquireFastMutex(FastMutex) else {
         m.irql = old
         return FALSE
     }
-    FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
     FastMutex.pointee.OldIrql = ULONG(old)
-    m.lockAcquired(lockOf(FastMutex))
     return TRUE
 }
 
@@ -82,10 +73,8 @@ public func ExReleaseFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePat
         m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x34, ULONG_PTR(m.irql),
                    ULONG_PTR(m.current.kthread.pointee.CombinedApcDisable), address(FastMutex))
     }
-    m.lockWillBeReleased(lockOf(FastMutex))
-    FastMutex.pointee.Owner = nil
     let old = KIRQL(truncatingIfNeeded: FastMutex.pointee.OldIrql)
-    m.releaseCount(FastMutex)
+    m.releaseFastMutex(FastMutex)
     m.irql = old
 }
 
@@ -95,10 +84,7 @@ public func ExAcquireFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #f
     let m = enterKernel("ExAcquireFastMutexUnsafe", file, line)
     m.registerFastMutex(FastMutex)
     m.checkUnsafeContext(FastMutex, subcode: 0x39)
-    m.lockWillBeAcquired(lockOf(FastMutex))
-    m.acquireCount(FastMutex)
-    FastMutex.pointee.Owner = UnsafeMutableRawPointer(m.current.kthread)
-    m.lockAcquired(lockOf(FastMutex))
+    m.acquireFastMutex(FastMutex)
 }
 
 /// Releases a mutex taken with ExAcquireFastMutexUnsafe, without changing the IRQL.
@@ -107,9 +93,7 @@ public func ExReleaseFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #f
     let m = enterKernel("ExReleaseFastMutexUnsafe", file, line)
     m.registerFastMutex(FastMutex)
     m.checkUnsafeContext(FastMutex, subcode: 0x3A)
-    m.lockWillBeReleased(lockOf(FastMutex))
-    FastMutex.pointee.Owner = nil
-    m.releaseCount(FastMutex)
+    m.releaseFastMutex(FastMutex)
 }
 
 /// The fast mutex as Driver Verifier's deadlock detection tracks it (LockOrder.swift).
@@ -121,6 +105,40 @@ func eventOf(_ mutex: PFAST_MUTEX) -> PRKEVENT {
 }
 
 extension Machine {
+    /// The body of ExInitializeFastMutex and KeInitializeGuardedMutex.
+    func initializeFastMutex(_ mutex: PFAST_MUTEX) {
+        registerFastMutex(mutex)
+        setCount(mutex, FM_LOCK_BIT)
+        mutex.pointee.Owner = nil
+        mutex.pointee.Contention = 0
+        initializeEvent(eventOf(mutex), SynchronizationEvent, FALSE)
+    }
+
+    /// Takes the mutex (sleeping while it is owned) and records the caller as its owner.
+    /// Guarded mutexes, fast mutexes since Windows 8, are tracked by lock order as FAST_MUTEX.
+    func acquireFastMutex(_ mutex: PFAST_MUTEX) {
+        lockWillBeAcquired(lockOf(mutex))
+        acquireCount(mutex)
+        mutex.pointee.Owner = UnsafeMutableRawPointer(current.kthread)
+        lockAcquired(lockOf(mutex))
+    }
+
+    /// Takes the mutex only if it is free; a failed try does not count as contention.
+    func tryToAcquireFastMutex(_ mutex: PFAST_MUTEX) -> Bool {
+        guard testAndResetLockBit(mutex) else { return false }
+        mutex.pointee.Owner = UnsafeMutableRawPointer(current.kthread)
+        lockAcquired(lockOf(mutex))
+        return true
+    }
+
+    /// Clears the owner and frees the mutex, handing it to the oldest sleeping waiter.
+    /// Verifier's release checks (0x1003, 0x1004, 0x1007) are in `lockWillBeReleased`.
+    func releaseFastMutex(_ mutex: PFAST_MUTEX) {
+        lockWillBeReleased(lockOf(mutex))
+        mutex.pointee.Owner = nil
+        releaseCount(mutex)
+    }
+
     /// Writes Count and records the change, so tests and reports can replay every value it took.
     func setCount(_ mutex: PFAST_MUTEX, _ value: LONG) {
         guard mutex.pointee.Count != value else { return }

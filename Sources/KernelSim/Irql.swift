@@ -66,13 +66,16 @@ extension Machine {
     }
 
     /// "It is a fatal error to call KeLowerIrql using an input NewIrql that was not returned by the
-    /// immediately preceding call to KeRaiseIrql." Verifier: 0xC4/0x31; retail: 0xA as ReactOS's
-    /// debug HAL raises it.
+    /// immediately preceding call to KeRaiseIrql." Verifier: 0xC4/0x31 (P4 = 1: below
+    /// DISPATCH_LEVEL inside a DPC routine); retail: 0xA as ReactOS's debug HAL raises it.
     /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kelowerirql
     func lowerIrql(to new: KIRQL) {
         let old = irql
         if options.verifier && (new > old || new > HIGH_LEVEL) {
             bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x31, ULONG_PTR(old), ULONG_PTR(new), 0)
+        }
+        if options.verifier && new < DISPATCH_LEVEL && currentProcessor.dpc.routineActive {
+            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x31, ULONG_PTR(old), ULONG_PTR(new), 1)
         }
         if new > old {
             bugCheck(IRQL_NOT_LESS_OR_EQUAL, 0, 0, 0, 0,

@@ -11,6 +11,7 @@ final class Processor {
     var thread: SimThread?
     /// Simulated time at which the IRQL last rose to DISPATCH_LEVEL or above (for the DPC watchdog).
     var raisedSince: LONGLONG = 0
+    var dpc = DpcState()
 
     init(number: Int) { self.number = number }
 }
@@ -56,6 +57,7 @@ final class Machine: @unchecked Sendable {
     /// Which thread holds each spin lock (the lock word itself only says "held": 1 on x64 free builds).
     var spinLockOwners: [UnsafeMutablePointer<KSPIN_LOCK>: SimThread] = [:]
     var pool = PoolState()
+    var interrupts = InterruptState()
 
     init(options: KsMachineOptions) {
         precondition(options.processorCount >= 1, "KsMachineOptions.processorCount must be at least 1")
@@ -66,14 +68,17 @@ final class Machine: @unchecked Sendable {
 
     var currentProcessor: Processor { current.processor! }
 
-    /// The IRQL of the processor the current thread runs on (the CR8 register on x64).
+    /// The IRQL of the processor the current thread runs on (the CR8 register on x64). Every
+    /// lowering goes through here, so this is where interrupts, DPCs and APCs it unmasks run.
     var irql: KIRQL {
         get { currentProcessor.irql }
         set {
             let p = currentProcessor
-            if p.irql < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { p.raisedSince = clock }
-            if p.irql != newValue { recordEvent(.irql(from: p.irql, to: newValue)) }
+            let old = p.irql
+            if old < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { p.raisedSince = clock }
+            if old != newValue { recordEvent(.irql(from: old, to: newValue)) }
             p.irql = newValue
+            if newValue < old { deliverPendingWork() }
         }
     }
 

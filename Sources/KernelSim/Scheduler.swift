@@ -141,6 +141,7 @@ extension Machine {
         clock += stepTime
         expireTimeouts()
         let p = currentProcessor
+        checkDpcTimeLimit(p)
         if p.irql >= DISPATCH_LEVEL && clock - p.raisedSince > dpcWatchdogLimit {
             // "too much cumulative time at ≥ DISPATCH_LEVEL", e.g. spinning on a lock.
             // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x133-dpc-watchdog-violation
@@ -150,24 +151,30 @@ extension Machine {
         }
         if yielding { deprioritize(current) }
         switchTo(pick()!)
+        deliverPendingWork()
     }
 
     /// Takes the current thread off its processor (its state is already `.waiting`) and runs
-    /// something else until the thread is woken. Ends the machine with a deadlock if nothing can
-    /// ever run again.
+    /// something else until the thread is woken. Ends the machine if nothing can ever run again:
+    /// with a deadlock, unless every thread has ended (an idle context finishing the last DPC).
     func block() {
         let me = current!
         unplace(me)
         guard let next = nextRunnable() else {
-            recordEvent(.deadlock)
-            finish(.deadlock(report: deadlockReport()))
+            if threads.allSatisfy({ $0.state == .terminated }) {
+                finish(.completed)
+            } else {
+                recordEvent(.deadlock)
+                finish(.deadlock(report: deadlockReport()))
+            }
             parkForever()
         }
         switchTo(next)
     }
 
-    /// Makes `t` schedulable: gives it an OS thread and, under PCT, its random priority.
-    func admit(_ t: SimThread) {
+    /// Makes `t` schedulable: gives it a pooled OS thread, which waits for the baton before
+    /// running the body, and under PCT its random priority.
+    func launch(_ t: SimThread) {
         t.worker = Worker.take(for: t)
         assignPriority(t)
         recordEvent(.threadStart(by: current?.id ?? 0), thread: t)
@@ -180,7 +187,7 @@ extension Machine {
         let me = current!
         me.state = .terminated
         me.kthread.pointee.Header.SignalState = 1
-        wakeAll(UnsafeMutableRawPointer(me.kthread))
+        waitTest(UnsafeMutableRawPointer(me.kthread))
         recordEvent(.threadEnd)
         unplace(me)
         // Before any hand-off: the next thread to run may spawn one and take this worker at once.
@@ -210,8 +217,9 @@ extension Machine {
     }
 
     /// The choices are every thread on a processor plus, if some processor is idle or below
-    /// DISPATCH_LEVEL (so it may switch threads), every ready thread. A thread at DISPATCH_LEVEL
-    /// or above therefore keeps its processor.
+    /// DISPATCH_LEVEL (so it may switch threads), every ready thread, plus the idle context of
+    /// each processor that runs nothing but has DPCs or interrupts pending. A thread at
+    /// DISPATCH_LEVEL or above therefore keeps its processor.
     private func pick() -> SimThread? {
         choices.removeAll(keepingCapacity: true)
         var switchable = false
@@ -220,6 +228,7 @@ extension Machine {
             if p.thread == nil || p.irql < DISPATCH_LEVEL { switchable = true }
         }
         if switchable { choices.append(contentsOf: readyQueue) }
+        choices += idleContextsWithWork()
         guard !choices.isEmpty else { return nil }
         let chosen = choices.count == 1 ? choices[0] : choose(from: choices)
         if chosen.processor == nil { place(chosen) }
@@ -229,12 +238,14 @@ extension Machine {
     }
 
     /// Puts a ready thread on the lowest-numbered idle processor, or else preempts the thread of a
-    /// processor below DISPATCH_LEVEL chosen by the strategy.
+    /// processor below DISPATCH_LEVEL chosen by the strategy. An idle context goes on its own processor.
     func place(_ t: SimThread) {
         readyQueue.removeAll { $0 === t }
         let p: Processor
         var preempted: SimThread?
-        if let idle = processors.first(where: { $0.thread == nil }) {
+        if let home = t.pinnedProcessor {
+            p = home
+        } else if let idle = processors.first(where: { $0.thread == nil }) {
             p = idle
         } else {
             p = victim(among: processors.filter { $0.irql < DISPATCH_LEVEL })
@@ -275,12 +286,9 @@ extension Machine {
         }
     }
 
-    /// Makes a waiting thread ready, unlinking it from the object it waited on.
+    /// Makes a waiting thread ready, unlinking it from the objects it waited on.
     func wake(_ t: SimThread, _ status: NTSTATUS) {
-        if t.waitObject != nil {
-            RemoveEntryList(t.waitListEntry)
-            t.waitObject = nil
-        }
+        t.unlinkWaitBlocks()
         t.deadline = nil
         t.waitStatus = status
         t.state = .ready

@@ -15,14 +15,13 @@ public func KeInitializeSpinLock(_ SpinLock: PKSPIN_LOCK, file: String = #filePa
 /// Raises to DISPATCH_LEVEL, saves the previous IRQL in `*OldIrql`, and spins until the lock is free.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keacquirespinlock
 public func KeAcquireSpinLock(_ SpinLock: PKSPIN_LOCK, _ OldIrql: PKIRQL, file: String = #filePath, line: Int = #line) {
-    let m = enterKernel("KeAcquireSpinLock", file, line)
-    if m.options.verifier && m.irql > DISPATCH_LEVEL {
-        m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x42, ULONG_PTR(m.irql), address(SpinLock), 0)
-    }
-    let old = m.irql
-    m.irql = DISPATCH_LEVEL
-    m.acquireSpinLock(SpinLock)
-    OldIrql.pointee = old
+    OldIrql.pointee = enterKernel("KeAcquireSpinLock", file, line).acquireSpinLockRaisingToDpc(SpinLock)
+}
+
+/// KeAcquireSpinLock returning the previous IRQL; on x64, KeAcquireSpinLock is a macro for it.
+/// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keacquirespinlockraisetodpc
+public func KeAcquireSpinLockRaiseToDpc(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, line: Int = #line) -> KIRQL {
+    enterKernel("KeAcquireSpinLockRaiseToDpc", file, line).acquireSpinLockRaisingToDpc(SpinLock)
 }
 
 /// Releases the lock and lowers to `NewIrql`, the value KeAcquireSpinLock saved. Call at DISPATCH_LEVEL.
@@ -70,6 +69,16 @@ public func KeTestSpinLock(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, li
 }
 
 extension Machine {
+    fileprivate func acquireSpinLockRaisingToDpc(_ lock: PKSPIN_LOCK) -> KIRQL {
+        if options.verifier && irql > DISPATCH_LEVEL {
+            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x42, ULONG_PTR(irql), address(lock), 0)
+        }
+        let old = irql
+        irql = DISPATCH_LEVEL
+        acquireSpinLock(lock)
+        return old
+    }
+
     /// The AtDpcLevel/FromDpcLevel routines need DISPATCH_LEVEL: Verifier reports 0xC4/0x40
     /// (acquire) and 0x41 (release) below it.
     fileprivate func requireDispatchLevel(_ lock: PKSPIN_LOCK, subcode: ULONG_PTR) {
@@ -81,7 +90,15 @@ extension Machine {
     /// Spins until the lock is free, one scheduling step per test so the holder gets to run.
     /// A recursive acquire can never succeed: Windows documents 0xF for it.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xf--spin-lock-already-owned
-    fileprivate func acquireSpinLock(_ lock: PKSPIN_LOCK) {
+    func acquireSpinLock(_ lock: PKSPIN_LOCK) {
+        // A word other than 0 or 1 is the tail of an in-stack queued acquisition: Deadlock Detection
+        // flags the mixed use as "acquired with an API that does not match its type".
+        // https://learn.microsoft.com/windows-hardware/drivers/devtest/deadlock-detection
+        if options.verifier && lock.pointee > 1 {
+            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1008, address(lock), 0, 0,
+                     note: "KSPIN_LOCK \(hex(address(lock))) is held as an in-stack queued spin lock and was acquired "
+                        + "with an ordinary KeXxxSpinLock routine.")
+        }
         if lock.pointee != 0 && spinLockOwners[lock] === current {
             bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0)
         }
@@ -98,7 +115,7 @@ extension Machine {
 
     /// Releasing a lock that is free, or that another thread holds, is 0x10 (P1 = lock, as in
     /// ReactOS's debug build). https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x10--spin-lock-not-owned
-    fileprivate func releaseSpinLock(_ lock: PKSPIN_LOCK) {
+    func releaseSpinLock(_ lock: PKSPIN_LOCK) {
         lockWillBeReleased(KsLock(.spinLock, address(lock)))
         if lock.pointee == 0 || spinLockOwners[lock] !== current {
             bugCheck(SPIN_LOCK_NOT_OWNED, address(lock), 0, 0, 0)

@@ -21,11 +21,17 @@ final class SimThread {
     var processor: Processor?
     /// The IRQL to restore when the thread is put back on a processor.
     var savedIrql = PASSIVE_LEVEL
-    /// The object whose wait list holds this thread's wait block, while it waits on one.
+    /// The first object the thread waits on, while it waits on dispatcher objects.
     var waitObject: UnsafeMutableRawPointer?
+    /// The wait blocks linked into the wait lists of the objects it waits on (KTHREAD.WaitBlockList).
+    var waitBlockList: PKWAIT_BLOCK?
+    var waitBlockCount = 0
     /// When a timed wait or delay expires, in simulated time.
     var deadline: LONGLONG?
     var waitStatus = STATUS_SUCCESS
+    var apc = ApcState()
+    /// Set for a processor's idle context, which runs only there.
+    var pinnedProcessor: Processor?
     /// The most recent kernel calls, oldest first.
     private(set) var recentCalls: [CallSite] = []
 
@@ -39,11 +45,13 @@ final class SimThread {
         kthread.initialize(to: KTHREAD())
         kthread.pointee.Header.Type = ThreadObject
         InitializeListHead(waitListHead(UnsafeMutableRawPointer(kthread)))
+        InitializeListHead(mutantListHead(kthread))
     }
 
-    var waitListEntry: PLIST_ENTRY {
-        (UnsafeMutableRawPointer(kthread) + MemoryLayout<KTHREAD>.offset(of: \.WaitBlock)!
-            + MemoryLayout<KWAIT_BLOCK>.offset(of: \.WaitListEntry)!).assumingMemoryBound(to: LIST_ENTRY.self)
+    /// `&Thread->WaitBlock[0]`: the built-in wait blocks, laid out as the C array they stand for.
+    var builtInWaitBlocks: PKWAIT_BLOCK {
+        (UnsafeMutableRawPointer(kthread) + MemoryLayout<KTHREAD>.offset(of: \.WaitBlock)!)
+            .assumingMemoryBound(to: KWAIT_BLOCK.self)
     }
 
     func record(_ call: CallSite) {
@@ -51,7 +59,7 @@ final class SimThread {
         recentCalls.append(call)
     }
 
-    var name: String { "thread \(id)" }
+    var name: String { pinnedProcessor.map { "idle thread of processor \($0.number)" } ?? "thread \(id)" }
     var baton: Baton { worker.baton }
     var pthread: pthread_t { worker.pthread }
 
@@ -68,22 +76,33 @@ extension Machine {
         let t = SimThread(id: threads.count + 1, origin: origin, body: body)
         threads.append(t)
         readyQueue.append(t)
-        admit(t)
+        launch(t)
         return t
     }
 
-    /// A system thread must end at PASSIVE_LEVEL with its critical and guarded regions balanced:
-    /// "A thread exits with a nonzero APC disable count ... or at IRQL ≠ 0" is 0x20.
+    /// A system thread must end at PASSIVE_LEVEL with its critical and guarded regions balanced
+    /// and no kernel APC left queued: "A thread exits with a nonzero APC disable count ... or at
+    /// IRQL ≠ 0" is 0x20, P1 = the pending APC (as WRK's PspExitThread raises it). The exit path
+    /// first leaves the critical region PsCreateSystemThread started the thread in, if the thread
+    /// is still in a region (it cannot tell that one from a region the thread entered itself),
+    /// which lets queued kernel APCs run.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x20--kernel-apc-pending-during-exit
     func exitThread(returning: Bool) {
         let t = current!
-        let k = t.kthread.pointee
-        if irql != PASSIVE_LEVEL || k.KernelApcDisable != 0 || k.SpecialApcDisable != 0 {
-            let how = returning ? "returned from its start routine" : "called PsTerminateSystemThread"
-            bugCheck(KERNEL_APC_PENDING_DURING_EXIT, 0, ULONG_PTR(k.CombinedApcDisable), ULONG_PTR(irql), 0,
-                     note: "\(t.name) \(how) at IRQL \(irql) with KernelApcDisable \(k.KernelApcDisable) "
-                        + "and SpecialApcDisable \(k.SpecialApcDisable).")
+        if t.apc.startedInCriticalRegion && t.kthread.pointee.KernelApcDisable < 0 {
+            t.kthread.pointee.KernelApcDisable &+= 1
+            deliverApcs()
         }
+        let k = t.kthread.pointee
+        if irql != PASSIVE_LEVEL || k.KernelApcDisable != 0 || k.SpecialApcDisable != 0 || !t.apc.queue.isEmpty {
+            let how = returning ? "returned from its start routine" : "called PsTerminateSystemThread"
+            let pending = t.apc.queue.isEmpty ? "" : " with \(t.apc.queue.count) kernel APC(s) still queued"
+            bugCheck(KERNEL_APC_PENDING_DURING_EXIT, address(t.apc.queue.first), ULONG_PTR(k.CombinedApcDisable),
+                     ULONG_PTR(irql), 0,
+                     note: "\(t.name) \(how) at IRQL \(irql) with KernelApcDisable \(k.KernelApcDisable) "
+                        + "and SpecialApcDisable \(k.SpecialApcDisable)\(pending)." + heldMutexesNote(t))
+        }
+        rundownMutants()
         terminateCurrentThread(reusingWorker: returning)
     }
 
@@ -98,8 +117,10 @@ extension Machine {
     }
 }
 
-/// Creates a system thread that runs `StartRoutine(StartContext)` at PASSIVE_LEVEL and stores a
-/// handle to it (usable with `ZwWaitForSingleObject` and `ZwClose`). Call at PASSIVE_LEVEL.
+/// Creates a system thread that runs `StartRoutine(StartContext)` and stores a handle to it
+/// (usable with `ZwWaitForSingleObject` and `ZwClose`). Call at PASSIVE_LEVEL. "The newly created
+/// system thread runs at PASSIVE_LEVEL inside a critical region with normal kernel APCs disabled."
+/// (WS03's PspSystemThreadStartup in the WRK did not enter one; Windows 10/11 follow the page.)
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-pscreatesystemthread
 @discardableResult
 public func PsCreateSystemThread(
@@ -110,6 +131,8 @@ public func PsCreateSystemThread(
     let m = enterKernel("PsCreateSystemThread", file, line)
     m.requirePassive(ddiRule: 0x0002_001C, "IrqlPsPassive")
     let t = m.spawn(origin: "PsCreateSystemThread at \(file):\(line)") { StartRoutine(StartContext) }
+    t.kthread.pointee.KernelApcDisable = -1
+    t.apc.startedInCriticalRegion = true
     ThreadHandle.pointee = UnsafeMutableRawPointer(t.kthread)
     ClientId?.pointee.UniqueThread = UnsafeMutableRawPointer(bitPattern: t.id)
     return STATUS_SUCCESS
@@ -139,14 +162,21 @@ public func KeDelayExecutionThread(
     file: String = #filePath, line: Int = #line
 ) -> NTSTATUS {
     let m = enterKernel("KeDelayExecutionThread", file, line)
-    let deadline = m.deadline(for: Interval.pointee)
-    guard deadline > m.clock else { return STATUS_SUCCESS }
-    m.requireSwitchable(waitingOn: nil)
-    let t = m.current!
-    t.state = .waiting
-    t.deadline = deadline
-    m.block()
+    m.delay(until: m.deadline(for: Interval.pointee))
     return STATUS_SUCCESS
+}
+
+extension Machine {
+    /// Sleeps until simulated time `deadline`; kernel APCs delivered meanwhile do not shorten it.
+    func delay(until deadline: LONGLONG) {
+        repeat {
+            guard deadline > clock else { return }
+            requireSwitchable(waitingOn: nil)
+            current.state = .waiting
+            current.deadline = deadline
+            block()
+        } while kernelApcInterruptedWait()
+    }
 }
 
 /// Waits for a thread handle from `PsCreateSystemThread` to be signaled (the thread has ended).

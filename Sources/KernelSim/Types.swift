@@ -169,8 +169,16 @@ public struct KTHREAD {
     public var KernelApcDisable: SHORT = 0
     /// Guarded-region count: `KeEnterGuardedRegion` decrements it.
     public var SpecialApcDisable: SHORT = 0
-    /// The wait block used for single-object waits (`WaitBlock[0]` in Windows).
-    public var WaitBlock = KWAIT_BLOCK()
+    /// The built-in wait blocks (`KWAIT_BLOCK WaitBlock[4]`): a single-object wait uses `WaitBlock.0`,
+    /// KeWaitForMultipleObjects without a WaitBlockArray the first THREAD_WAIT_OBJECTS (3).
+    public var WaitBlock = (KWAIT_BLOCK(), KWAIT_BLOCK(), KWAIT_BLOCK(), KWAIT_BLOCK())
+    /// The KMUTEXes the thread owns, linked through `KMUTANT.MutantListEntry`, oldest first.
+    public var MutantListHead = LIST_ENTRY()
+    /// Set by a KeSetEvent/KePulseEvent/KeReleaseMutex/KeReleaseSemaphore with `Wait == TRUE`, which
+    /// returns at SYNCH_LEVEL; the next KeWaitXxx clears it and returns at `WaitIrql`.
+    public var WaitNext: BOOLEAN = 0
+    /// The IRQL the `Wait == TRUE` call was entered at.
+    public var WaitIrql: KIRQL = 0
     public init() {}
 
     /// The union view of both counters: `SpecialApcDisable` in the high half, `KernelApcDisable` in the low.

@@ -1,13 +1,15 @@
-// Waiting on dispatcher objects (events and threads), with timeouts in simulated time.
+// Waiting on dispatcher objects (events, kernel mutexes, semaphores, threads), with timeouts in
+// simulated time: one engine, modelled on the kernel's KiWaitTest, serves every KeWaitXxx.
 
 /// The `WaitListHead` of the dispatcher object at `object`.
 func waitListHead(_ object: UnsafeMutableRawPointer) -> PLIST_ENTRY {
     (object + MemoryLayout<DISPATCHER_HEADER>.offset(of: \.WaitListHead)!).assumingMemoryBound(to: LIST_ENTRY.self)
 }
 
-/// Waits until `Object` (a KEVENT or a thread) is signaled, or until `Timeout` expires
-/// (negative: relative, in 100 ns units; positive: absolute simulated time; zero: just test).
-/// Returns STATUS_WAIT_0 or STATUS_TIMEOUT.
+/// Waits until `Object` (a KEVENT, KMUTEX, KSEMAPHORE or thread) is signaled, and takes it (a
+/// synchronization event resets, a semaphore counts down, a mutex becomes the caller's), or until
+/// `Timeout` expires (negative: relative, in 100 ns units; positive: absolute simulated time; zero:
+/// just test). Returns STATUS_WAIT_0, STATUS_ABANDONED_WAIT_0 or STATUS_TIMEOUT.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kewaitforsingleobject
 @discardableResult
 public func KeWaitForSingleObject(
@@ -16,6 +18,7 @@ public func KeWaitForSingleObject(
 ) -> NTSTATUS {
     let m = enterKernel("KeWaitForSingleObject", file, line)
     guard let object = Object else { fatalError("KeWaitForSingleObject at \(file):\(line): Object is NULL") }
+    m.resumeWaitNext()
     m.checkWaitIrql(object: object, timeout: Timeout)
     return m.wait(on: object, timeout: Timeout)
 }
@@ -44,9 +47,11 @@ extension Machine {
     /// A thread at DISPATCH_LEVEL or above cannot be switched out: "calling KeWaitForSingleObject
     /// ... to wait for a nonzero interval causes a fatal error". The documented bug check for
     /// "calling a routine that cannot be called at DISPATCH_LEVEL while at DISPATCH_LEVEL" is 0xA.
+    /// Inside a DPC routine it is 0xB8, whatever the IRQL (`checkNotInDpc`).
     /// https://learn.microsoft.com/windows-hardware/drivers/kernel/managing-hardware-priorities
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xa--irql-not-less-or-equal
     func requireSwitchable(waitingOn object: UnsafeMutableRawPointer?) {
+        checkNotInDpc()
         guard irql >= DISPATCH_LEVEL else { return }
         bugCheck(IRQL_NOT_LESS_OR_EQUAL, object.map { address($0) } ?? 0, ULONG_PTR(irql), 0, 0,
                  note: "The thread had to wait (give up its processor) while at IRQL \(irql); "
@@ -71,49 +76,160 @@ extension Machine {
         return head
     }
 
-    /// Waits on one dispatcher object with an already-validated IRQL.
+    /// Waits on one dispatcher object, in the thread's first built-in wait block, with an
+    /// already-validated IRQL.
     func wait(on object: UnsafeMutableRawPointer, timeout: PLARGE_INTEGER?) -> NTSTATUS {
-        let header = object.assumingMemoryBound(to: DISPATCHER_HEADER.self)
-        let list = initializedWaitList(object, writing: true)
-        switch header.pointee.Type {
-        case EventNotificationObject, EventSynchronizationObject, ThreadObject: break
-        default:
-            fatalError("KernelSim: waiting on dispatcher object type \(header.pointee.Type) is not simulated")
-        }
-        if header.pointee.SignalState > 0 {
-            if header.pointee.Type == EventSynchronizationObject { header.pointee.SignalState = 0 }
-            return STATUS_WAIT_0
-        }
-        let deadline = timeout.map { self.deadline(for: $0.pointee) }
-        if let deadline, deadline <= clock { return STATUS_TIMEOUT }
-        requireSwitchable(waitingOn: object)
+        wait(for: [object], waitAll: false, blocks: current.builtInWaitBlocks, timeout: timeout)
+    }
+
+    /// The wait engine of KeWaitForSingleObject and KeWaitForMultipleObjects. WaitAny returns
+    /// STATUS_WAIT_0 + the lowest index it could satisfy; WaitAll returns STATUS_WAIT_0 once every
+    /// object can be satisfied at the same moment, and only then takes any of them. Otherwise the
+    /// thread links `blocks[i]` (WaitKey i) at the tail of object i's wait list and sleeps until
+    /// `waitTest` satisfies it or the timeout expires; a kernel APC that interrupts the sleep runs,
+    /// and the wait starts over.
+    func wait(for objects: [UnsafeMutableRawPointer], waitAll: Bool, blocks: PKWAIT_BLOCK,
+              timeout: PLARGE_INTEGER?) -> NTSTATUS {
+        for object in objects { requireWaitable(object) }
         let t = current!
-        t.kthread.pointee.WaitBlock.Thread = PKTHREAD(t.kthread)
-        t.kthread.pointee.WaitBlock.Object = object
-        InsertTailList(list, t.waitListEntry)
-        t.waitObject = object
-        t.deadline = deadline
-        t.state = .waiting
-        block()
+        let deadline = timeout.map { self.deadline(for: $0.pointee) }
+        repeat {
+            if let status = satisfy(objects, waitAll: waitAll, for: t) { return status }
+            if let deadline, deadline <= clock { return STATUS_TIMEOUT }
+            requireSwitchable(waitingOn: objects[0])
+            for (key, object) in objects.enumerated() {
+                let block = blocks + key
+                block.pointee = KWAIT_BLOCK()
+                block.pointee.Thread = PKTHREAD(t.kthread)
+                block.pointee.Object = object
+                block.pointee.WaitKey = USHORT(key)
+                block.pointee.WaitType = UCHAR(waitAll ? WaitAll.rawValue : WaitAny.rawValue)
+                InsertTailList(waitListHead(object), waitListEntry(of: block))
+            }
+            t.waitBlockList = blocks
+            t.waitBlockCount = objects.count
+            t.waitObject = objects[0]
+            t.deadline = deadline
+            t.state = .waiting
+            block()
+        } while kernelApcInterruptedWait()
         return t.waitStatus
     }
 
-    /// The thread whose wait block is linked at `entry`.
-    private func waiter(at entry: PLIST_ENTRY) -> SimThread {
-        let block = UnsafeMutableRawPointer(entry) - MemoryLayout<KWAIT_BLOCK>.offset(of: \.WaitListEntry)!
-        return thread(for: block.assumingMemoryBound(to: KWAIT_BLOCK.self).pointee.Thread)!
-    }
-
-    /// Releases the oldest waiter (wait lists are FIFO). False if there was none.
-    func wakeFirst(_ object: UnsafeMutableRawPointer) -> Bool {
+    /// KiWaitTest: `object` has just become signaled, so satisfy the waits on it in wait-list (FIFO)
+    /// order for as long as it stays signaled. A WaitAny block takes the object; a WaitAll block is
+    /// satisfied only if all of its thread's objects can be taken now, and is skipped otherwise.
+    func waitTest(_ object: UnsafeMutableRawPointer) {
         let head = initializedWaitList(object, writing: false)
-        guard let first = head.pointee.Flink, first != head else { return false }
-        wake(waiter(at: first), STATUS_WAIT_0)
-        return true
+        let header = object.assumingMemoryBound(to: DISPATCHER_HEADER.self)
+        var entry = head.pointee.Flink!
+        while entry != head && header.pointee.SignalState > 0 {
+            let block = UnsafeMutableRawPointer(entry) - MemoryLayout<KWAIT_BLOCK>.offset(of: \.WaitListEntry)!
+            let waitBlock = block.assumingMemoryBound(to: KWAIT_BLOCK.self).pointee
+            let t = thread(for: waitBlock.Thread)!
+            let status = waitBlock.WaitType == UCHAR(WaitAll.rawValue)
+                ? satisfy(t.waitObjects, waitAll: true, for: t)
+                : take(object, for: t) + NTSTATUS(waitBlock.WaitKey)
+            if let status {
+                wake(t, status)
+                entry = head.pointee.Flink!
+            } else {
+                entry = entry.pointee.Flink!
+            }
+        }
     }
 
-    /// Releases every waiter, oldest first.
-    func wakeAll(_ object: UnsafeMutableRawPointer) {
-        while wakeFirst(object) {}
+    /// Takes the objects for `t` if the wait can be satisfied now; nil if it cannot.
+    private func satisfy(_ objects: [UnsafeMutableRawPointer], waitAll: Bool, for t: SimThread) -> NTSTATUS? {
+        guard waitAll else {
+            guard let key = objects.firstIndex(where: { isSignaled($0, for: t) }) else { return nil }
+            return take(objects[key], for: t) + NTSTATUS(key)
+        }
+        guard objects.allSatisfy({ isSignaled($0, for: t) }) else { return nil }
+        return objects.map { take($0, for: t) }.max()!
+    }
+
+    /// A mutex its waiter already owns counts as signaled: KMUTEX acquisition is recursive.
+    private func isSignaled(_ object: UnsafeMutableRawPointer, for t: SimThread) -> Bool {
+        let header = object.assumingMemoryBound(to: DISPATCHER_HEADER.self).pointee
+        if header.Type == MutantObject {
+            return header.SignalState > 0
+                || object.assumingMemoryBound(to: KMUTANT.self).pointee.OwnerThread == UnsafeMutableRawPointer(t.kthread)
+        }
+        return header.SignalState > 0
+    }
+
+    /// Satisfies one wait on a signaled object for `t` (KiSatisfyObjectWait): a synchronization
+    /// event resets, a semaphore counts down, a mutex changes owner or recurses; notification
+    /// events and threads stay signaled. Returns STATUS_WAIT_0, or STATUS_ABANDONED_WAIT_0 for an
+    /// abandoned mutex.
+    private func take(_ object: UnsafeMutableRawPointer, for t: SimThread) -> NTSTATUS {
+        let header = object.assumingMemoryBound(to: DISPATCHER_HEADER.self)
+        switch header.pointee.Type {
+        case MutantObject:
+            return acquireMutant(object.assumingMemoryBound(to: KMUTANT.self), for: t)
+        case EventSynchronizationObject:
+            header.pointee.SignalState = 0
+        case SemaphoreObject:
+            header.pointee.SignalState -= 1
+        default:
+            break
+        }
+        return STATUS_WAIT_0
+    }
+
+    private func requireWaitable(_ object: UnsafeMutableRawPointer) {
+        _ = initializedWaitList(object, writing: true)
+        switch object.assumingMemoryBound(to: DISPATCHER_HEADER.self).pointee.Type {
+        case EventNotificationObject, EventSynchronizationObject, MutantObject, SemaphoreObject, ThreadObject: break
+        case let type: fatalError("KernelSim: waiting on dispatcher object type \(type) is not simulated")
+        }
+    }
+
+    /// The `Wait == TRUE` contract of KeSetEvent, KePulseEvent, KeReleaseMutex and
+    /// KeReleaseSemaphore: "the routine returns without lowering the IRQL", and the KeWaitXxx that
+    /// must follow "restores the IRQL to its original value". The kernel keeps its dispatcher
+    /// lock at SYNCH_LEVEL across the two calls (reactos-sync-semantics.md §2.4; Windows 10's exact
+    /// level is undocumented, so SYNCH_LEVEL = 12 is our choice); no thread switch can happen on
+    /// this processor in between, which the scheduler already guarantees at ≥ DISPATCH_LEVEL.
+    /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kesetevent
+    func keepSynchLevelForNextWait() {
+        let k = current.kthread
+        k.pointee.WaitNext = TRUE
+        k.pointee.WaitIrql = irql
+        if irql < SYNCH_LEVEL { irql = SYNCH_LEVEL }
+    }
+
+    /// The first step of a KeWaitXxx: after a `Wait == TRUE` call, go back to the IRQL that call
+    /// was entered at, so the wait's IRQL rules apply to the caller's own IRQL.
+    func resumeWaitNext() {
+        let k = current.kthread
+        guard k.pointee.WaitNext != 0 else { return }
+        k.pointee.WaitNext = FALSE
+        lowerIrql(to: k.pointee.WaitIrql)
+    }
+}
+
+/// `&Block->WaitListEntry`.
+func waitListEntry(of block: PKWAIT_BLOCK) -> PLIST_ENTRY {
+    (UnsafeMutableRawPointer(block) + MemoryLayout<KWAIT_BLOCK>.offset(of: \.WaitListEntry)!)
+        .assumingMemoryBound(to: LIST_ENTRY.self)
+}
+
+extension SimThread {
+    /// The objects of the current wait, in WaitKey order.
+    var waitObjects: [UnsafeMutableRawPointer] {
+        guard let blocks = waitBlockList else { return [] }
+        return (0..<waitBlockCount).map { blocks[$0].Object! }
+    }
+
+    /// Takes the thread's wait blocks out of every wait list it is in.
+    func unlinkWaitBlocks() {
+        if let blocks = waitBlockList {
+            for i in 0..<waitBlockCount { RemoveEntryList(waitListEntry(of: blocks + i)) }
+        }
+        waitBlockList = nil
+        waitBlockCount = 0
+        waitObject = nil
     }
 }

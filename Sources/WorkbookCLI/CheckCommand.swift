@@ -36,6 +36,9 @@ struct CheckCommand: ParsableCommand {
     @Flag(name: .long, help: "Compile and run every block even when a cached result exists.")
     var noCache = false
 
+    @Flag(name: .long, help: "Compile each block in a program of its own instead of one per chapter (slower; for comparison).")
+    var noBatch = false
+
     @Flag(name: .long, help: "Show the hidden check blocks in the course pages.")
     var showChecks = false
 
@@ -65,7 +68,7 @@ struct CheckCommand: ParsableCommand {
             checker = ChapterChecker(compiler: compiler,
                                      cache: noCache ? nil : ResultCache(directory: "\(buildDir)/cache/results"),
                                      workDirectory: "\(buildDir)/programs", substituteSolutions: solutions != nil,
-                                     jobs: jobs)
+                                     jobs: jobs, batch: !noBatch)
         } catch {
             FileHandle.standardError.write(Data("workbook: \(error)\n".utf8))
             throw ExitCode(2)

@@ -72,9 +72,9 @@ final class Gate {
     func pass() { KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, nil) }
 }
 
-/// The threads (as PKTHREADs) in an event's wait list, oldest first.
-func waiters(_ event: PRKEVENT) -> [PVOID] {
-    let head = waitListHead(UnsafeMutableRawPointer(event))
+/// The threads (as PKTHREADs) in a dispatcher object's wait list, oldest first.
+func waiters(_ object: UnsafeMutableRawPointer) -> [PVOID] {
+    let head = waitListHead(object)
     var result: [PVOID] = []
     var entry = head.pointee.Flink!
     while entry != head {

@@ -245,3 +245,36 @@ final class RunnerStatusTests: XCTestCase {
         }
     }
 }
+
+/// `--no-batch` compiles each block on its own and must judge every block as the batch does.
+final class UnbatchedRunTests: XCTestCase {
+    func testEachBlockAloneGivesTheSameResults() throws {
+        let chapter = try fixtureChapter("""
+            # Alone
+
+            ```swift
+            func twice(_ x: Int) -> Int { 2 * x }
+            expectEqual(twice(2), 4)
+            ```
+
+            ```swift
+            let wrong: Int = "text"
+            ```
+
+            ```swift
+            expectEqual(twice(3), 7, "arithmetic")
+            ```
+
+            ```swift no_run
+            while true {}
+            ```
+            """)
+        var checker = try makeChecker(name: "unbatched")
+        let batched = checker.check(chapter).results
+        checker.batch = false
+        let alone = checker.check(chapter).results
+        XCTAssertEqual(alone.map(\.status), [.passed, .compileError, .failed, .passed])
+        XCTAssertEqual(alone.map(\.status), batched.map(\.status))
+        XCTAssertEqual(alone.map(\.message), batched.map(\.message))
+    }
+}

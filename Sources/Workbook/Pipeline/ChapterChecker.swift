@@ -12,16 +12,19 @@ public struct ChapterChecker: Sendable {
     /// Replace each exercise starter by its reference solution.
     public var substituteSolutions: Bool
     public var jobs: Int
+    /// Compile a chapter's blocks into one program (the default); false compiles each on its own.
+    public var batch: Bool
 
     public init(compiler: Compiler, runner: BlockRunner = BlockRunner(), cache: ResultCache?,
                 workDirectory: String, substituteSolutions: Bool,
-                jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
+                jobs: Int = ProcessInfo.processInfo.activeProcessorCount, batch: Bool = true) {
         self.compiler = compiler
         self.runner = runner
         self.cache = cache
         self.workDirectory = workDirectory
         self.substituteSolutions = substituteSolutions
         self.jobs = max(1, jobs)
+        self.batch = batch
     }
 
     /// The blocks as they will be compiled: with solutions substituted when asked for, the
@@ -59,7 +62,7 @@ public struct ChapterChecker: Sendable {
             return true
         }
         var splits: [Int: ProgramGenerator.SplitCode] = [:]
-        for block in compiled { splits[block.index] = ProgramGenerator.split(block.code) }
+        for block in compiled { splits[block.index] = cache?.split(block.code) ?? ProgramGenerator.split(block.code) }
         let shared = compiled.filter {
             if case .compileFail = $0.expectation { return false }
             return true
@@ -83,61 +86,24 @@ public struct ChapterChecker: Sendable {
             if let cached = cache?.lookup(key, for: block, chapter: chapter.path) { results[block.index] = cached }
         }
 
-        let folder = "\(workDirectory)/\(chapter.slug)\(substituteSolutions ? "-solutions" : "")"
-        let moduleName = "Chapter_" + String(chapter.slug.map { $0.isLetter || $0.isNumber ? $0 : "_" })
-
-        // The build: every shared block's declarations, a function for each block still to judge.
+        let build = ChapterBuild(chapter: chapter, splits: splits,
+                                 folder: "\(workDirectory)/\(chapter.slug)\(substituteSolutions ? "-solutions" : "")")
         var included = shared.filter { results[$0.index]?.status != .compileError }
-        var pending = included.filter { results[$0.index] == nil }
-        let executable = "\(folder)/program"
-        while !pending.isEmpty {
-            let source = ProgramGenerator.program(declarationBlocks: included, statementBlocks: pending, splits: splits)
-            let outcome: Compiler.Outcome
-            do {
-                outcome = try compiler.compile(source: source, moduleName: moduleName, in: folder, executable: executable)
-            } catch {
-                for block in pending { results[block.index] = failure(chapter, block, .compileError, "\(error)") }
-                break
+        let pending = included.filter { results[$0.index] == nil }
+        if batch {
+            let compiled = compileBatch(build, declarations: &included, pending: pending, into: &results)
+            runCompiled(compiled.blocks, from: compiled.source, build, into: &results)
+        } else {
+            let declarations = included
+            for result in parallelMap(pending, { compileAndRunAlone($0, declarations: declarations, build) }) {
+                results[result.block.index] = result
             }
-            if outcome.succeeded { break }
-            let broken = Self.blocksWithErrors(outcome.diagnostics, among: included)
-            guard !broken.isEmpty else {
-                let summary = outcome.output.split(separator: "\n").prefix(20).joined(separator: "\n")
-                for block in pending {
-                    results[block.index] = failure(chapter, block, .compileError,
-                                                   "the chapter program did not compile:\n\(summary)")
-                }
-                pending = []
-                break
-            }
-            for (index, diagnostics) in broken {
-                let block = included.first { $0.index == index }!
-                let errors = diagnostics.filter { $0.severity == .error }
-                var result = failure(chapter, block, .compileError,
-                                     errors.map(\.description).joined(separator: "\n"))
-                result.diagnostics = diagnostics
-                results[index] = result
-            }
-            included.removeAll { broken[$0.index] != nil }
-            pending.removeAll { broken[$0.index] != nil }
         }
-
-        // Run what compiled; no_run blocks pass by compiling.
-        let toRun = pending.filter(\.runs)
-        for block in pending where !block.runs {
-            results[block.index] = BlockResult(chapter: chapter.path, block: block, status: .passed,
-                                               message: "compiled (not run)")
-        }
-        let ran = parallelMap(toRun) { runner.run($0, of: executable, chapter: chapter.path) }
-        for result in ran { results[result.block.index] = result }
 
         // compile_fail blocks, each type-checked alone against the declarations that compiled.
         let expectFailure = compiled.filter { results[$0.index] == nil && !shared.contains($0) }
-        let (compiledDeclarations, allSplits) = (included, splits)
-        let judged = parallelMap(expectFailure) { block in
-            judgeCompileFail(block, chapter: chapter, declarations: compiledDeclarations, splits: allSplits,
-                             folder: "\(folder)/compile-fail-\(block.index)", moduleName: moduleName)
-        }
+        let compiledDeclarations = included
+        let judged = parallelMap(expectFailure) { judgeCompileFail($0, declarations: compiledDeclarations, build) }
         for result in judged { results[result.block.index] = result }
 
         for block in blocks {
@@ -147,16 +113,121 @@ public struct ChapterChecker: Sendable {
         return ChapterResult(chapter: chapter, results: blocks.map { results[$0.index]! })
     }
 
-    private func judgeCompileFail(_ block: Block, chapter: Chapter, declarations: [Block],
-                                  splits: [Int: ProgramGenerator.SplitCode], folder: String,
-                                  moduleName: String) -> BlockResult {
+    /// What every compile of one chapter shares.
+    struct ChapterBuild {
+        var chapter: Chapter
+        var splits: [Int: ProgramGenerator.SplitCode]
+        /// Where the generated programs go, kept for an author to look at.
+        var folder: String
+
+        var moduleName: String { "Chapter_" + String(chapter.slug.map { $0.isLetter || $0.isNumber ? $0 : "_" }) }
+    }
+
+    /// Compiles every pending block into one program with the chapter's declarations. When that
+    /// fails, the blocks the errors point into are judged `compile_error` and taken out, and the
+    /// rest is compiled again, so one broken block never hides the others' results. Returns the
+    /// blocks that compiled and the program's source.
+    private func compileBatch(_ build: ChapterBuild, declarations included: inout [Block], pending: [Block],
+                              into results: inout [Int: BlockResult]) -> (blocks: [Block], source: String) {
+        var pending = pending
+        var source = ""
+        while !pending.isEmpty {
+            source = ProgramGenerator.program(declarationBlocks: included, statementBlocks: pending, splits: build.splits)
+            let outcome: Compiler.Outcome
+            do {
+                outcome = try compiler.compile(source: source, moduleName: build.moduleName, in: build.folder,
+                                               executable: "\(build.folder)/program")
+            } catch {
+                for block in pending { results[block.index] = failure(build.chapter, block, .compileError, "\(error)") }
+                return ([], source)
+            }
+            if outcome.succeeded { break }
+            let broken = Self.blocksWithErrors(outcome.diagnostics, among: included)
+            guard !broken.isEmpty else {
+                let summary = outcome.output.split(separator: "\n").prefix(20).joined(separator: "\n")
+                for block in pending {
+                    results[block.index] = failure(build.chapter, block, .compileError,
+                                                   "the chapter program did not compile:\n\(summary)")
+                }
+                return ([], source)
+            }
+            for (index, diagnostics) in broken {
+                results[index] = compileError(build.chapter, included.first { $0.index == index }!, diagnostics)
+            }
+            included.removeAll { broken[$0.index] != nil }
+            pending.removeAll { broken[$0.index] != nil }
+        }
+        return (pending, source)
+    }
+
+    /// Runs the compiled blocks of `source`'s program in parallel; no_run blocks pass by compiling.
+    private func runCompiled(_ blocks: [Block], from source: String, _ build: ChapterBuild,
+                             into results: inout [Int: BlockResult]) {
+        for block in blocks where !block.runs {
+            results[block.index] = BlockResult(chapter: build.chapter.path, block: block, status: .passed,
+                                               message: "compiled (not run)")
+        }
+        let executable = "\(build.folder)/program"
+        let ran = parallelMap(blocks.filter(\.runs)) { runner.run($0, of: executable, chapter: build.chapter.path) }
+        for result in ran { results[result.block.index] = result }
+        rerunTrapsWithDebugInfo(ran, source: source, build, into: &results)
+    }
+
+    /// Without batching (`--no-batch`): the block gets a program of its own with the chapter's
+    /// declarations, as a per-block doctest tool would build it.
+    private func compileAndRunAlone(_ block: Block, declarations: [Block], _ build: ChapterBuild) -> BlockResult {
+        let folder = "\(build.folder)/block-\(block.index)"
+        let source = ProgramGenerator.program(declarationBlocks: declarations, statementBlocks: [block],
+                                              splits: build.splits)
+        let outcome: Compiler.Outcome
+        do {
+            outcome = try compiler.compile(source: source, moduleName: build.moduleName, in: folder,
+                                           executable: "\(folder)/program", debugInfo: true)
+        } catch {
+            return failure(build.chapter, block, .compileError, "\(error)")
+        }
+        guard outcome.succeeded else {
+            let located = Self.blocksWithErrors(outcome.diagnostics, among: declarations + [block]).values.flatMap { $0 }
+            var result = compileError(build.chapter, block, located)
+            if located.isEmpty {
+                result.message = "the block's program did not compile:\n"
+                    + outcome.output.split(separator: "\n").prefix(20).joined(separator: "\n")
+            }
+            return result
+        }
+        guard block.runs else {
+            return BlockResult(chapter: build.chapter.path, block: block, status: .passed, message: "compiled (not run)")
+        }
+        return runner.run(block, of: "\(folder)/program", chapter: build.chapter.path)
+    }
+
+    /// Debug info costs about a fifth of every compile and only matters when a block traps (the
+    /// backtrace then names its chapter line), so trapped blocks are run again from a `-g` build;
+    /// the simulation is deterministic, so they trap the same way.
+    private func rerunTrapsWithDebugInfo(_ ran: [BlockResult], source: String, _ build: ChapterBuild,
+                                         into results: inout [Int: BlockResult]) {
+        let trapped = ran.filter { $0.status == .trap }.map(\.block)
+        guard !trapped.isEmpty else { return }
+        let debugExecutable = "\(build.folder)/program-g"
+        guard let outcome = try? compiler.compile(source: source, moduleName: build.moduleName,
+                                                  in: "\(build.folder)/debug", executable: debugExecutable,
+                                                  debugInfo: true),
+              outcome.succeeded else { return }
+        for result in parallelMap(trapped, { runner.run($0, of: debugExecutable, chapter: build.chapter.path) }) {
+            results[result.block.index] = result
+        }
+    }
+
+    private func judgeCompileFail(_ block: Block, declarations: [Block], _ build: ChapterBuild) -> BlockResult {
         guard case .compileFail(let expected) = block.expectation else { preconditionFailure() }
+        let chapter = build.chapter
         let source = ProgramGenerator.program(declarationBlocks: declarations + [block], statementBlocks: [block],
-                                              splits: splits)
+                                              splits: build.splits)
         let start = Date()
         let outcome: Compiler.Outcome
         do {
-            outcome = try compiler.compile(source: source, moduleName: moduleName, in: folder, executable: nil)
+            outcome = try compiler.compile(source: source, moduleName: build.moduleName,
+                                           in: "\(build.folder)/compile-fail-\(block.index)", executable: nil)
         } catch {
             return failure(chapter, block, .failed, "\(error)")
         }
@@ -193,6 +264,13 @@ public struct ChapterChecker: Sendable {
 
     private func failure(_ chapter: Chapter, _ block: Block, _ status: BlockStatus, _ message: String) -> BlockResult {
         BlockResult(chapter: chapter.path, block: block, status: status, message: message)
+    }
+
+    private func compileError(_ chapter: Chapter, _ block: Block, _ diagnostics: [Diagnostic]) -> BlockResult {
+        let errors = diagnostics.filter { $0.severity == .error }
+        var result = failure(chapter, block, .compileError, errors.map(\.description).joined(separator: "\n"))
+        result.diagnostics = diagnostics
+        return result
     }
 
     private func parallelMap<T: Sendable>(_ items: [Block], _ body: @Sendable (Block) -> T) -> [T] {

@@ -68,23 +68,29 @@ struct ChildProcess {
             throw ChildProcessError(message: "cannot start \(executable): \(String(cString: strerror(status)))")
         }
 
-        var ending: Ending?
-        var waitStatus: Int32 = 0
-        var pause: useconds_t = 200
-        while true {
-            let reaped = waitpid(pid, &waitStatus, WNOHANG)
-            if reaped == pid { break }
-            if ending == nil {
-                if Date().timeIntervalSince(start) > timeLimit {
-                    ending = .timedOut
-                } else if outputLimit != .max, fileSize(outPath) + fileSize(errPath) > outputLimit {
-                    ending = .outputLimitExceeded
+        // Reap with a blocking waitpid, so a block that takes 5 ms is judged after 5 ms; a watcher
+        // enforces the limits meanwhile and records why it killed the child.
+        // The watcher gets a thread of its own: a GCD worker might never be scheduled while the
+        // pool's threads sit in waitpid.
+        let watcher = LimitWatcher()
+        let (limit, limitBytes, child) = (timeLimit, outputLimit, pid)
+        Thread {
+            while watcher.exited.wait(timeout: .now() + .milliseconds(10)) == .timedOut {
+                var reason: Ending?
+                if Date().timeIntervalSince(start) > limit {
+                    reason = .timedOut
+                } else if limitBytes != .max, fileSize(outPath) + fileSize(errPath) > limitBytes {
+                    reason = .outputLimitExceeded
                 }
-                if ending != nil { kill(-pid, SIGKILL) }
+                if let reason, watcher.kill(reason) { kill(-child, SIGKILL) }
             }
-            usleep(pause)
-            pause = min(pause * 2, 5_000)
-        }
+            watcher.done.signal()
+        }.start()
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) == -1 && errno == EINTR {}
+        watcher.exited.signal()
+        watcher.done.wait()
+        var ending = watcher.reason
         kill(-pid, SIGKILL)  // whatever the child left running in its group goes with it
         let duration = Date().timeIntervalSince(start)
         if ending == nil {
@@ -96,16 +102,40 @@ struct ChildProcess {
                        duration: duration)
     }
 
-    private func fileSize(_ path: String) -> Int {
-        var info = stat()
-        return stat(path, &info) == 0 ? Int(info.st_size) : 0
-    }
 
     private func readPrefix(_ path: String, _ limit: Int) -> String {
         guard let handle = FileHandle(forReadingAtPath: path) else { return "" }
         defer { try? handle.close() }
         let data = (try? handle.read(upToCount: limit)) ?? nil
         return String(decoding: data ?? Data(), as: UTF8.self)
+    }
+}
+
+private func fileSize(_ path: String) -> Int {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int(info.st_size) : 0
+}
+
+/// What the limit watcher of one child knows: whether the child exited, and why it was killed.
+private final class LimitWatcher: @unchecked Sendable {
+    let exited = DispatchSemaphore(value: 0)
+    let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var killedFor: ChildProcess.Ending?
+
+    /// Records the first reason to kill; false when the child was already being killed.
+    func kill(_ reason: ChildProcess.Ending) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard killedFor == nil else { return false }
+        killedFor = reason
+        return true
+    }
+
+    var reason: ChildProcess.Ending? {
+        lock.lock()
+        defer { lock.unlock() }
+        return killedFor
     }
 }
 

@@ -71,8 +71,10 @@ public struct Compiler: Sendable {
         var output: String
     }
 
-    /// Compiles `source` to `executable` (or only type-checks it when `executable` is nil).
-    func compile(source: String, moduleName: String, in folder: String, executable: String?) throws -> Outcome {
+    /// Compiles `source` to `executable` (or only type-checks it when `executable` is nil);
+    /// `debugInfo` lets a trap's backtrace name the chapter line (toolchain-notes §6.2).
+    func compile(source: String, moduleName: String, in folder: String, executable: String?,
+                 debugInfo: Bool = false) throws -> Outcome {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let sourcePath = "\(folder)/main.swift"
         try source.write(toFile: sourcePath, atomically: true, encoding: .utf8)
@@ -82,8 +84,8 @@ public struct Compiler: Sendable {
             "-I", "\(simulator.directory)/Modules",
         ]
         if let executable {
-            // -g: a trap's backtrace then names the chapter line (toolchain-notes §6.2).
-            arguments += ["-g", "-L", simulator.directory, "-lKernelSim",
+            if debugInfo { arguments.append("-g") }
+            arguments += ["-L", simulator.directory, "-lKernelSim",
                           "-Xlinker", "-rpath", "-Xlinker", simulator.directory, "-o", executable]
         } else {
             arguments.append("-typecheck")

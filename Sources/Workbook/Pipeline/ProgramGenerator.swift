@@ -11,8 +11,8 @@ import SwiftSyntax
 /// crash backtraces all name the chapter file and line.
 public enum ProgramGenerator {
     /// A block's code split into what is shared by the chapter and what runs in the block.
-    struct SplitCode: Hashable {
-        struct Import: Hashable {
+    struct SplitCode: Hashable, Codable {
+        struct Import: Hashable, Codable {
             /// The line within the block, from 1.
             var line: Int
             var text: String

@@ -55,11 +55,33 @@ public struct ResultCache: Sendable {
                           stdout: result.stdout, stderr: result.stderr, diagnostics: result.diagnostics,
                           bugCheck: result.bugCheck)
         guard let data = try? JSONEncoder().encode(entry) else { return }
-        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // Write then rename, so a concurrent reader never sees half an entry.
-        let temporary = path(key) + ".\(UUID().uuidString).tmp"
+        write(data, to: path(key))
+    }
+
+    /// `ProgramGenerator.split(code)`, remembered by the code's hash: parsing with swift-syntax is
+    /// most of the time spent on a chapter whose results are all cached.
+    func split(_ code: String) -> ProgramGenerator.SplitCode {
+        guard ProgramGenerator.mayDeclare(code) else { return ProgramGenerator.split(code) }
+        var hash = SHA256()
+        hash.update("split-v1")
+        hash.update(code)
+        let file = "\(directory)/splits/\(hash.hexDigest()).json"
+        if let data = FileManager.default.contents(atPath: file),
+           let split = try? JSONDecoder().decode(ProgramGenerator.SplitCode.self, from: data) {
+            return split
+        }
+        let split = ProgramGenerator.split(code)
+        if let data = try? JSONEncoder().encode(split) { write(data, to: file) }
+        return split
+    }
+
+    /// Writes then renames, so a concurrent reader never sees half a file.
+    private func write(_ data: Data, to file: String) {
+        try? FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent,
+                                                 withIntermediateDirectories: true)
+        let temporary = file + ".\(UUID().uuidString).tmp"
         if FileManager.default.createFile(atPath: temporary, contents: data) {
-            _ = rename(temporary, path(key))
+            _ = rename(temporary, file)
         }
     }
 
