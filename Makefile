@@ -4,7 +4,7 @@
 SWIFT ?= swift
 BIN = .build/debug
 
-.PHONY: course learn test build deps bench clean
+.PHONY: course learn test build deps bench bench-sim clean
 
 course: build
 	$(BIN)/workbook check chapters --solutions solutions
@@ -26,6 +26,10 @@ deps:
 
 bench: build
 	scripts/benchmark.py
+
+# Simulator throughput: thread switches/s and schedules explored/s (release build).
+bench-sim: deps
+	$(SWIFT) run -c release KernelSimBenchmark
 
 clean:
 	rm -rf build .build

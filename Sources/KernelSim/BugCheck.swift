@@ -218,6 +218,11 @@ let verifierSubcodes: [ULONG_PTR: SubcodeInfo] = [
                        parameters: ["Current IRQL", "Object waited on", "Address of Timeout (0 = NULL)"]),
     0x122: SubcodeInfo(summary: "Wait at DISPATCH_LEVEL with a nonzero Timeout",
                        parameters: ["Current IRQL", "Object waited on", "Address of Timeout"]),
+    0x1001: SubcodeInfo(summary: "Deadlock Detection: the current thread is trying to acquire a resource that "
+                            + "would cause a deadlock (a lock hierarchy violation; use !deadlock)",
+                        parameters: ["Address of the resource that was the final cause of the deadlock", "Reserved", "Reserved"]),
+    0x1003: SubcodeInfo(summary: "Deadlock Detection: resources released in the wrong order",
+                        parameters: ["Resource being released", "Resource that should have been released first", "Reserved"]),
     0x1004: SubcodeInfo(summary: "Lock released by a thread other than the one that acquired it",
                         parameters: ["Lock address", "Thread that acquired it", "Current thread"]),
     0x1007: SubcodeInfo(summary: "Lock released before it was acquired", parameters: ["Lock address", "Reserved", "Reserved"]),
@@ -280,6 +285,7 @@ extension Machine {
         let t = current!
         let site = t.recentCalls.last ?? CallSite(routine: "(start)", file: t.origin, line: 0)
         let parameters = [p1, p2, p3, p4]
+        recordEvent(.bugCheck(code: code))
         finish(.bugCheck(KsBugCheck(
             code: code, name: KsBugCheckName(code) ?? "UNKNOWN_BUGCHECK", parameters: parameters,
             file: site.file, line: site.line,

@@ -40,7 +40,7 @@ extension Machine {
             "RECENT_KERNEL_CALLS (\(t.name), oldest first):",
         ]
         lines += t.recentCalls.map { "  \($0.routine.padding(to: 34)) \($0.file):\($0.line)" }
-        lines += ["", "SCHEDULE:  seed \(options.seed), \(steps) scheduling steps, simulated time \(clock / 10) us"]
+        lines += ["", "SCHEDULE:  seed \(options.seed), strategy \(options.strategy), \(steps) scheduling steps, simulated time \(clock / 10) us"]
         if let info { lines.append("DOCUMENTATION:  " + info.url) }
         return lines.joined(separator: "\n") + "\n"
     }

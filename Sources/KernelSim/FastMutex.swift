@@ -96,6 +96,9 @@ public func ExReleaseFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #f
     m.releaseFastMutex(FastMutex)
 }
 
+/// The fast mutex as Driver Verifier's deadlock detection tracks it (LockOrder.swift).
+private func lockOf(_ mutex: PFAST_MUTEX) -> KsLock { KsLock(.fastMutex, address(mutex)) }
+
 /// The fast mutex's embedded event.
 func eventOf(_ mutex: PFAST_MUTEX) -> PRKEVENT {
     (UnsafeMutableRawPointer(mutex) + MemoryLayout<FAST_MUTEX>.offset(of: \.Event)!).assumingMemoryBound(to: KEVENT.self)
@@ -112,21 +115,26 @@ extension Machine {
     }
 
     /// Takes the mutex (sleeping while it is owned) and records the caller as its owner.
+    /// Guarded mutexes, fast mutexes since Windows 8, are tracked by lock order as FAST_MUTEX.
     func acquireFastMutex(_ mutex: PFAST_MUTEX) {
+        lockWillBeAcquired(lockOf(mutex))
         acquireCount(mutex)
         mutex.pointee.Owner = UnsafeMutableRawPointer(current.kthread)
+        lockAcquired(lockOf(mutex))
     }
 
     /// Takes the mutex only if it is free; a failed try does not count as contention.
     func tryToAcquireFastMutex(_ mutex: PFAST_MUTEX) -> Bool {
         guard testAndResetLockBit(mutex) else { return false }
         mutex.pointee.Owner = UnsafeMutableRawPointer(current.kthread)
+        lockAcquired(lockOf(mutex))
         return true
     }
 
     /// Clears the owner and frees the mutex, handing it to the oldest sleeping waiter.
+    /// Verifier's release checks (0x1003, 0x1004, 0x1007) are in `lockWillBeReleased`.
     func releaseFastMutex(_ mutex: PFAST_MUTEX) {
-        checkReleaser(mutex)
+        lockWillBeReleased(lockOf(mutex))
         mutex.pointee.Owner = nil
         releaseCount(mutex)
     }
@@ -145,22 +153,6 @@ extension Machine {
         let apcDisable = current.kthread.pointee.CombinedApcDisable
         guard options.verifier, irql > APC_LEVEL || (irql < APC_LEVEL && apcDisable == 0) else { return }
         bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, subcode, ULONG_PTR(irql), ULONG_PTR(apcDisable), address(mutex))
-    }
-
-    /// Verifier's deadlock detection reports a release by a thread other than the acquirer
-    /// (0xC4/0x1004) and a release of a mutex nobody acquired (0xC4/0x1007).
-    /// https://learn.microsoft.com/windows-hardware/drivers/devtest/deadlock-detection
-    fileprivate func checkReleaser(_ mutex: PFAST_MUTEX) {
-        guard options.verifier else { return }
-        let me = UnsafeMutableRawPointer(current.kthread)
-        switch mutex.pointee.Owner {
-        case nil:
-            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1007, address(mutex), 0, 0)
-        case let owner? where owner != me:
-            bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1004, address(mutex), address(owner), address(me))
-        default:
-            break
-        }
     }
 
     /// `InterlockedBitTestAndReset(&Count, FM_LOCK_BIT_V)`: true if the lock bit was set (we own it).

@@ -1,18 +1,21 @@
 // The entry point the workbook runner uses: run a body on a fresh machine and report the outcome.
 
 /// How to build the simulated machine.
-public struct KsMachineOptions: Sendable {
+public struct KsMachineOptions: Hashable, Sendable {
     /// Number of logical processors.
     public var processorCount: Int
     /// Seed of the scheduler's PRNG: the same seed gives the same interleaving.
     public var seed: UInt64
     /// Driver Verifier on (its documented 0xC4 checks) or off (retail behaviour).
     public var verifier: Bool
+    /// How the scheduler chooses among runnable threads; with the seed it names one interleaving.
+    public var strategy: KsStrategy
 
-    public init(processorCount: Int = 2, seed: UInt64 = 0, verifier: Bool = true) {
+    public init(processorCount: Int = 2, seed: UInt64 = 0, verifier: Bool = true, strategy: KsStrategy = .random) {
         self.processorCount = processorCount
         self.seed = seed
         self.verifier = verifier
+        self.strategy = strategy
     }
 }
 
@@ -43,17 +46,34 @@ public func KsRunMachine(_ options: KsMachineOptions = KsMachineOptions(), _ bod
     runMachine(options, body).outcome!
 }
 
-/// KsRunMachine, returning the finished machine so tests can read its trace.
+/// KsRunMachine, returning the finished machine so tests can read its state.
 func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Machine {
+    let options = resolved(options, body)
     precondition(activeMachine == nil, "KsRunMachine: another machine is already running")
     let m = Machine(options: options)
     activeMachine = m
+    simulationCPU = currentCPU()
+    m.startStrategy()
     let first = m.spawn(origin: "KsRunMachine body", body)
     m.place(first)
     m.current = first
+    m.recordEvent(.run)
     first.baton.signal()
     m.finished.wait()
     activeMachine = nil
+    lastTrace = m.events.trace
     m.pool.releaseFreed()
     return m
+}
+
+/// `options` with PCT's step estimate 0 replaced by the number of decisions a calibration run
+/// made (random strategy, seed 0, output discarded): a function of the program alone, so a PCT
+/// seed replays without knowing which exploration found it.
+func resolved(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> KsMachineOptions {
+    guard case .pct(let depth, 0) = options.strategy else { return options }
+    let calibration = KsMachineOptions(processorCount: options.processorCount, seed: 0, verifier: options.verifier)
+    let steps = silencingStandardOutput { runMachine(calibration, body).decisions }
+    var result = options
+    result.strategy = .pct(depth: depth, steps: max(1, steps))
+    return result
 }

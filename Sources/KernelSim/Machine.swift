@@ -36,10 +36,17 @@ final class Machine: @unchecked Sendable {
     var current: SimThread!
     /// Simulated system time in 100 ns units.
     var clock: LONGLONG = 0
-    /// The first `traceLimit` scheduling decisions, for determinism checks.
-    var trace: [TraceEntry] = []
     /// Scheduling decisions made so far.
     var steps = 0
+    /// Decisions that had more than one choice (PCT's k).
+    var decisions = 0
+    /// Reused by every decision, so scheduling allocates nothing per step.
+    var choices: [SimThread] = []
+    /// PCT's state, when the strategy is PCT.
+    var pct: PctState?
+    var events = EventLog()
+    /// Driver Verifier's lock acquisition-order graph.
+    var lockOrder = LockOrderGraph()
     var outcome: KsOutcome?
     /// Signalled once, when `outcome` is set; `KsRunMachine`'s caller waits on it.
     let finished = Baton()
@@ -69,6 +76,7 @@ final class Machine: @unchecked Sendable {
             let p = currentProcessor
             let old = p.irql
             if old < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { p.raisedSince = clock }
+            if old != newValue { recordEvent(.irql(from: old, to: newValue)) }
             p.irql = newValue
             if newValue < old { deliverPendingWork() }
         }

@@ -20,51 +20,112 @@ struct SplitMix64 {
 }
 
 /// A one-permit handshake between OS threads: the scheduler gives exactly one simulated thread
-/// the permit to run (per-thread condvars measured at about 8 µs per switch, toolchain-notes §4).
+/// the permit to run. A glibc semaphore is a futex with an atomic fast path: one futex wake and
+/// one futex wait per switch, without a condvar's mutex round trips (toolchain-notes §4 measured
+/// condvars at about 8 µs per switch). Spinning before sleeping measured no faster on two shared
+/// cores, so the waiter sleeps at once. Every signal is matched by exactly one wait.
 final class Baton: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var permit = false
+    private let semaphore = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
 
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
-    }
+    init() { sem_init(semaphore, 0, 0) }
 
     deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        cond.deallocate()
-        mutex.deallocate()
+        sem_destroy(semaphore)
+        semaphore.deallocate()
     }
 
-    func signal() {
-        pthread_mutex_lock(mutex)
-        permit = true
-        pthread_cond_signal(cond)
-        pthread_mutex_unlock(mutex)
+    func signal() { sem_post(semaphore) }
+
+    func wait() { while sem_wait(semaphore) != 0 {} }  // retried after EINTR
+}
+
+/// An OS thread that runs simulated threads one after another, so exploring many schedules does
+/// not create an OS thread per simulated thread per schedule. A worker whose simulated thread is
+/// parked forever (bug check, deadlock, PsTerminateSystemThread) is never reused.
+final class Worker: @unchecked Sendable {
+    let baton = Baton()
+    var pthread = pthread_t()
+    /// The simulated thread to run when the baton next arrives; written before that signal.
+    var thread: SimThread?
+    /// The CPU this OS thread is pinned to, or -1.
+    var cpu: Int32 = -1
+
+    /// An idle worker, or a new one, assigned to `t`.
+    static func take(for t: SimThread) -> Worker {
+        pthread_mutex_lock(poolLock)
+        let idle = idleWorkers.popLast()
+        pthread_mutex_unlock(poolLock)
+        let worker = idle ?? start()
+        worker.thread = t
+        return worker
     }
 
-    func wait() {
-        pthread_mutex_lock(mutex)
-        while !permit { pthread_cond_wait(cond, mutex) }
-        permit = false
-        pthread_mutex_unlock(mutex)
+    /// Returns the worker to the pool. Its OS thread then waits for its next simulated thread.
+    func retire() {
+        thread = nil
+        pthread_mutex_lock(poolLock)
+        idleWorkers.append(self)
+        pthread_mutex_unlock(poolLock)
+    }
+
+    private static func start() -> Worker {
+        let w = Worker()
+        var attr = pthread_attr_t()
+        pthread_attr_init(&attr)
+
+        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
+        pthread_attr_setstacksize(&attr, 4 << 20)
+        let rc = pthread_create(&w.pthread, &attr, workerMain, Unmanaged.passRetained(w).toOpaque())
+        pthread_attr_destroy(&attr)
+        if rc != 0 { fatalError("KernelSim: pthread_create failed (\(rc))") }
+        return w
     }
 }
 
-/// One scheduling decision: at `step`, while `routine` was being entered, `thread` was chosen to run
-/// on `processor`.
-struct TraceEntry: Equatable {
-    let step: Int
-    let thread: Int
-    let processor: Int
-    let routine: String
+nonisolated(unsafe) private var idleWorkers: [Worker] = []
+nonisolated(unsafe) private let poolLock: UnsafeMutablePointer<pthread_mutex_t> = {
+    let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    pthread_mutex_init(lock, nil)
+    return lock
+}()
+
+private func workerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let w = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+    while true {
+        w.baton.wait()
+        let cpu = simulationCPU
+        if cpu != w.cpu {
+            pinCallingThread(to: cpu)
+            w.cpu = cpu
+        }
+        w.thread!.run()
+    }
 }
 
-/// How many scheduling decisions the trace keeps: a program that polls forever must not also
-/// grow without bound.
-let traceLimit = 100_000
+/// The CPU every worker of the running machine is pinned to. Only one simulated thread runs at a
+/// time, and a hand-off to a thread sleeping on another CPU waits for that CPU to wake (measured
+/// 25 µs per switch on an idle core, 3.5 µs with every worker on one CPU, 2,000 schedules of the
+/// benchmark: 4.4 s unpinned, 0.6 s pinned). Chosen per machine: the CPU its caller runs on.
+nonisolated(unsafe) var simulationCPU: Int32 = -1
+
+/// `sched_getcpu` and `sched_setaffinity` are GNU extensions that Swift's Glibc module does not
+/// import, so they are looked up by name; without them workers are simply not pinned.
+private typealias SchedGetCPU = @convention(c) () -> Int32
+private typealias SchedSetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
+nonisolated(unsafe) private let schedGetCPU = dlsym(nil, "sched_getcpu").map { unsafeBitCast($0, to: SchedGetCPU.self) }
+nonisolated(unsafe) private let schedSetAffinity = dlsym(nil, "sched_setaffinity").map {
+    unsafeBitCast($0, to: SchedSetAffinity.self)
+}
+
+/// The CPU the caller runs on, or -1 if unknown.
+func currentCPU() -> Int32 { schedGetCPU?() ?? -1 }
+
+private func pinCallingThread(to cpu: Int32) {
+    guard let schedSetAffinity, cpu >= 0, cpu < 1024 else { return }
+    var mask = [UInt64](repeating: 0, count: 16)  // a cpu_set_t: 1,024 bits
+    mask[Int(cpu) / 64] = 1 << UInt64(cpu % 64)
+    _ = mask.withUnsafeBytes { schedSetAffinity(0, $0.count, $0.baseAddress!) }
+}
 
 /// Simulated time that passes per scheduling point: 1 µs.
 let stepTime: LONGLONG = 10
@@ -73,9 +134,10 @@ let stepTime: LONGLONG = 10
 let dpcWatchdogLimit: LONGLONG = 200_000
 
 extension Machine {
-    /// A scheduling point: time advances, expired timeouts wake their threads, and the seeded PRNG
+    /// A scheduling point: time advances, expired timeouts wake their threads, and the strategy
     /// picks which thread executes the next step. The caller may keep running or be switched out.
-    func schedulingPoint() {
+    /// `yielding` marks a step that only polls (a spin-lock test), which PCT must not favour forever.
+    func schedulingPoint(yielding: Bool = false) {
         clock += stepTime
         expireTimeouts()
         let p = currentProcessor
@@ -87,6 +149,7 @@ extension Machine {
                      note: "Processor \(p.number) stayed at IRQL \(p.irql) for more than "
                         + "\(dpcWatchdogLimit / 10_000) ms of simulated time.")
         }
+        if yielding { deprioritize(current) }
         switchTo(pick()!)
         deliverPendingWork()
     }
@@ -98,26 +161,44 @@ extension Machine {
         let me = current!
         unplace(me)
         guard let next = nextRunnable() else {
-            finish(threads.allSatisfy { $0.state == .terminated } ? .completed : .deadlock(report: deadlockReport()))
+            if threads.allSatisfy({ $0.state == .terminated }) {
+                finish(.completed)
+            } else {
+                recordEvent(.deadlock)
+                finish(.deadlock(report: deadlockReport()))
+            }
             parkForever()
         }
         switchTo(next)
     }
 
+    /// Makes `t` schedulable: gives it a pooled OS thread, which waits for the baton before
+    /// running the body, and under PCT its random priority.
+    func launch(_ t: SimThread) {
+        t.worker = Worker.take(for: t)
+        assignPriority(t)
+        recordEvent(.threadStart(by: current?.id ?? 0), thread: t)
+    }
+
     /// Ends the current thread: signals its thread object, frees its processor and hands the baton
-    /// on. The caller's OS thread must not touch the machine afterwards.
-    func terminateCurrentThread() {
+    /// on. When the body returned (`reusingWorker`), its OS thread goes back to the pool; the
+    /// caller must not touch the machine afterwards.
+    func terminateCurrentThread(reusingWorker: Bool) {
         let me = current!
         me.state = .terminated
         me.kthread.pointee.Header.SignalState = 1
         waitTest(UnsafeMutableRawPointer(me.kthread))
+        recordEvent(.threadEnd)
         unplace(me)
+        // Before any hand-off: the next thread to run may spawn one and take this worker at once.
+        if reusingWorker { me.worker.retire() }
         if let next = nextRunnable() {
             current = next
             next.baton.signal()
         } else if threads.allSatisfy({ $0.state == .terminated }) {
             finish(.completed)
         } else {
+            recordEvent(.deadlock)
             finish(.deadlock(report: deadlockReport()))
         }
     }
@@ -140,43 +221,45 @@ extension Machine {
     /// each processor that runs nothing but has DPCs or interrupts pending. A thread at
     /// DISPATCH_LEVEL or above therefore keeps its processor.
     private func pick() -> SimThread? {
-        var choices = processors.compactMap(\.thread)
-        if processors.contains(where: { $0.thread == nil || $0.irql < DISPATCH_LEVEL }) {
-            choices += readyQueue
+        choices.removeAll(keepingCapacity: true)
+        var switchable = false
+        for p in processors {
+            if let t = p.thread { choices.append(t) }
+            if p.thread == nil || p.irql < DISPATCH_LEVEL { switchable = true }
         }
+        if switchable { choices.append(contentsOf: readyQueue) }
         choices += idleContextsWithWork()
         guard !choices.isEmpty else { return nil }
-        let chosen = choices.count == 1 ? choices[0] : choices[rng.below(choices.count)]
+        let chosen = choices.count == 1 ? choices[0] : choose(from: choices)
         if chosen.processor == nil { place(chosen) }
-        if trace.count < traceLimit {
-            trace.append(TraceEntry(step: steps, thread: chosen.id, processor: chosen.processor!.number,
-                                    routine: current?.recentCalls.last?.routine ?? "start"))
-        }
         steps += 1
+        if chosen !== current { recordEvent(.run, thread: chosen) }
         return chosen
     }
 
     /// Puts a ready thread on the lowest-numbered idle processor, or else preempts the thread of a
-    /// PRNG-chosen processor below DISPATCH_LEVEL. An idle context goes on its own processor.
+    /// processor below DISPATCH_LEVEL chosen by the strategy. An idle context goes on its own processor.
     func place(_ t: SimThread) {
         readyQueue.removeAll { $0 === t }
         let p: Processor
+        var preempted: SimThread?
         if let home = t.pinnedProcessor {
             p = home
         } else if let idle = processors.first(where: { $0.thread == nil }) {
             p = idle
         } else {
-            let preemptible = processors.filter { $0.irql < DISPATCH_LEVEL }
-            p = preemptible.count == 1 ? preemptible[0] : preemptible[rng.below(preemptible.count)]
+            p = victim(among: processors.filter { $0.irql < DISPATCH_LEVEL })
             let victim = p.thread!
             unplace(victim)
             victim.state = .ready
             readyQueue.append(victim)
+            preempted = victim
         }
         p.thread = t
         p.irql = t.savedIrql
         t.processor = p
         t.state = .running
+        recordEvent(.contextSwitch(from: preempted?.id), thread: t)
     }
 
     /// Takes a thread off its processor, keeping its IRQL (below DISPATCH_LEVEL) for when it resumes.
@@ -188,6 +271,7 @@ extension Machine {
         t.processor = nil
     }
 
+    /// Hands the baton to `next` and waits for it to come back; no OS switch if `next` is the caller.
     private func switchTo(_ next: SimThread) {
         let me = current!
         guard next !== me else { return }
@@ -209,6 +293,7 @@ extension Machine {
         t.waitStatus = status
         t.state = .ready
         readyQueue.append(t)
+        recordEvent(.wake(thread: t.id, status: status))
     }
 
     /// Records the outcome and releases `KsRunMachine`'s caller.

@@ -102,18 +102,21 @@ extension Machine {
         if lock.pointee != 0 && spinLockOwners[lock] === current {
             bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0)
         }
-        while lock.pointee != 0 { schedulingPoint() }
+        lockWillBeAcquired(KsLock(.spinLock, address(lock)))
+        while lock.pointee != 0 { schedulingPoint(yielding: true) }
         takeSpinLock(lock)
     }
 
     fileprivate func takeSpinLock(_ lock: PKSPIN_LOCK) {
         lock.pointee = 1
         spinLockOwners[lock] = current
+        lockAcquired(KsLock(.spinLock, address(lock)))
     }
 
     /// Releasing a lock that is free, or that another thread holds, is 0x10 (P1 = lock, as in
     /// ReactOS's debug build). https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x10--spin-lock-not-owned
     func releaseSpinLock(_ lock: PKSPIN_LOCK) {
+        lockWillBeReleased(KsLock(.spinLock, address(lock)))
         if lock.pointee == 0 || spinLockOwners[lock] !== current {
             bugCheck(SPIN_LOCK_NOT_OWNED, address(lock), 0, 0, 0)
         }

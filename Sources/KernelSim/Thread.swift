@@ -5,15 +5,18 @@ public typealias KSTART_ROUTINE = (_ StartContext: PVOID) -> Void
 
 enum ThreadState { case ready, running, waiting, terminated }
 
-/// A simulated kernel thread, backed by a real OS thread that runs only while it holds the baton.
+/// A simulated kernel thread, run by a pooled OS thread (its worker) only while it holds the baton.
 final class SimThread {
     let id: Int
     /// Where the thread came from, for reports ("KsRunMachine body", "PsCreateSystemThread at …").
     let origin: String
     let kthread: UnsafeMutablePointer<KTHREAD>
-    let baton = Baton()
     fileprivate let body: () -> Void
-    var pthread = pthread_t()
+    var worker: Worker!
+    /// PCT priority: higher runs first.
+    var priority = 0
+    /// Locks held, oldest first, for Driver Verifier's deadlock detection.
+    var heldLocks: [HeldLock] = []
     var state = ThreadState.ready
     var processor: Processor?
     /// The IRQL to restore when the thread is put back on a processor.
@@ -57,36 +60,24 @@ final class SimThread {
     }
 
     var name: String { pinnedProcessor.map { "idle thread of processor \($0.number)" } ?? "thread \(id)" }
-}
+    var baton: Baton { worker.baton }
+    var pthread: pthread_t { worker.pthread }
 
-/// The OS thread body of every simulated thread.
-private func simThreadMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    let t = Unmanaged<SimThread>.fromOpaque(arg!).takeRetainedValue()
-    t.baton.wait()
-    t.body()
-    activeMachine!.exitThread(returning: true)
-    return nil
+    /// Runs on the worker once the thread first gets the baton.
+    func run() {
+        body()
+        activeMachine!.exitThread(returning: true)
+    }
 }
 
 extension Machine {
-    /// Creates a ready thread whose OS thread waits for the baton before running `body`.
+    /// Creates a ready thread whose worker waits for the baton before running `body`.
     func spawn(origin: String, _ body: @escaping () -> Void) -> SimThread {
         let t = SimThread(id: threads.count + 1, origin: origin, body: body)
         threads.append(t)
         readyQueue.append(t)
         launch(t)
         return t
-    }
-
-    /// Starts the OS thread behind `t`; it waits for the baton before running the body.
-    func launch(_ t: SimThread) {
-        var attr = pthread_attr_t()
-        pthread_attr_init(&attr)
-        pthread_attr_setdetachstate(&attr, Int32(PTHREAD_CREATE_DETACHED))
-        pthread_attr_setstacksize(&attr, 4 << 20)
-        let rc = pthread_create(&t.pthread, &attr, simThreadMain, Unmanaged.passRetained(t).toOpaque())
-        pthread_attr_destroy(&attr)
-        if rc != 0 { fatalError("KernelSim: pthread_create failed (\(rc))") }
     }
 
     /// A system thread must end at PASSIVE_LEVEL with its critical and guarded regions balanced
@@ -112,7 +103,7 @@ extension Machine {
                         + "and SpecialApcDisable \(k.SpecialApcDisable)\(pending)." + heldMutexesNote(t))
         }
         rundownMutants()
-        terminateCurrentThread()
+        terminateCurrentThread(reusingWorker: returning)
     }
 
     /// Routines documented for PASSIVE_LEVEL only; Driver Verifier's DDI compliance checking

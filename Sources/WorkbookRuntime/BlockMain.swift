@@ -6,14 +6,46 @@ public struct WorkbookBlock {
     public var processors: Int
     public var seed: UInt64
     public var verifier: Bool
+    /// Schedules to explore (`schedules=N`); 1 runs the block once with `seed`.
+    public var schedules: Int
+    public var strategy: KsStrategy
     public var body: () -> Void
 
-    public init(processors: Int, seed: UInt64, verifier: Bool, body: @escaping () -> Void) {
+    public init(processors: Int, seed: UInt64, verifier: Bool, schedules: Int = 1, strategy: KsStrategy = .random,
+                body: @escaping () -> Void) {
         self.processors = processors
         self.seed = seed
         self.verifier = verifier
+        self.schedules = schedules
+        self.strategy = strategy
         self.body = body
     }
+}
+
+/// What `schedules=N` explored, for the result record.
+struct ExplorationSummary {
+    var schedules: Int
+    var explored: Int
+    /// The failing schedule, if one failed.
+    var failure: KsScheduleFailure?
+}
+
+/// Runs the block once, or explores its schedules silently and then replays the first failing
+/// one (or schedule 0) with its output, so the recorded outcome, failures and output are those
+/// of one schedule, which its seed reproduces.
+private func run(_ block: WorkbookBlock) -> (KsOutcome, ExplorationSummary?) {
+    var options = KsMachineOptions(processorCount: block.processors, seed: block.seed, verifier: block.verifier,
+                                   strategy: block.strategy)
+    let body = { resetFailures(); block.body() }
+    var summary: ExplorationSummary?
+    if block.schedules > 1 {
+        let exploration = KsExplore(KsExploreOptions(schedules: block.schedules, strategy: block.strategy, seed: block.seed,
+                                                     processorCount: block.processors, verifier: block.verifier, silent: true),
+                                    failed: { !recordedFailures().isEmpty }, body)
+        summary = ExplorationSummary(schedules: block.schedules, explored: exploration.schedulesRun, failure: exploration.failure)
+        if let failure = exploration.failure { options = failure.options }
+    }
+    return (KsRunMachine(options, body), summary)
 }
 
 /// The entry point of every generated chapter program: `program --block N` runs block N in a fresh
@@ -29,11 +61,10 @@ public func workbookMain(_ blocks: [Int: WorkbookBlock]) -> Never {
         writeError("usage: \(arguments.first ?? "program") --block N  (N one of \(blocks.keys.sorted()))\n")
         exit(64)
     }
-    let options = KsMachineOptions(processorCount: block.processors, seed: block.seed, verifier: block.verifier)
-    let outcome = KsRunMachine(options, block.body)
+    let (outcome, exploration) = run(block)
     fflush(nil)
     let record = ResultRecord(nonce: environment("WORKBOOK_NONCE") ?? "", outcome: outcome,
-                              failures: recordedFailures())
+                              failures: recordedFailures(), exploration: exploration)
     if let path = environment("WORKBOOK_RESULT_FILE") {
         guard let file = fopen(path, "w") else {
             writeError("workbook: cannot write the result file \(path)\n")
@@ -63,6 +94,7 @@ struct ResultRecord {
     var nonce: String
     var outcome: KsOutcome
     var failures: [CheckFailure]
+    var exploration: ExplorationSummary?
 
     var json: String {
         var fields: [String] = ["\"nonce\":\(quote(nonce))"]
@@ -84,6 +116,16 @@ struct ResultRecord {
             "{\"file\":\(quote($0.file)),\"line\":\($0.line),\"message\":\(quote($0.message))}"
         }
         fields.append("\"failures\":[\(failureList.joined(separator: ","))]")
+        if let exploration {
+            var entries = ["\"schedules\":\(exploration.schedules)", "\"explored\":\(exploration.explored)"]
+            if let failure = exploration.failure {
+                let strategy: String
+                if case .pct = failure.options.strategy { strategy = "pct" } else { strategy = "random" }
+                entries += ["\"index\":\(failure.index)", "\"seed\":\(failure.seed)", "\"strategy\":\(quote(strategy))",
+                            "\"interleaving\":\(quote(failure.interleaving(last: 30)))"]
+            }
+            fields.append("\"exploration\":{\(entries.joined(separator: ","))}")
+        }
         return "{\(fields.joined(separator: ","))}\n"
     }
 }

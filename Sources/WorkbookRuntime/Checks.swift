@@ -25,6 +25,9 @@ private func withFailures<T>(_ body: (inout [CheckFailure]) -> T) -> T {
 
 func recordedFailures() -> [CheckFailure] { withFailures { $0 } }
 
+/// Forgets the failures of the previous schedule, so each explored schedule is graded alone.
+func resetFailures() { withFailures { $0.removeAll() } }
+
 /// Grades a block: when `condition` is false the block fails with `message` and this line.
 /// Like XCTest's assertions it does not stop the block, so one run reports every failed check.
 public func expect(_ condition: @autoclosure () -> Bool, _ message: @autoclosure () -> String = "",

@@ -3,7 +3,7 @@ import XCTest
 
 final class SchedulerTests: XCTestCase {
     /// Two threads each append their name three times, with a kernel call between appends.
-    private func interleaving(seed: UInt64) -> (log: [String], trace: [TraceEntry]) {
+    private func interleaving(seed: UInt64) -> (log: [String], trace: KsTrace) {
         var log: [String] = []
         let m = simulate(seed: seed) {
             let hs = ["a", "b"].map { name in
@@ -17,7 +17,7 @@ final class SchedulerTests: XCTestCase {
             for h in hs { join(h) }
         }
         assertCompleted(m)
-        return (log, m.trace)
+        return (log, m.events.trace)
     }
 
     func testTheSameSeedGivesTheSameInterleaving() {
@@ -25,7 +25,7 @@ final class SchedulerTests: XCTestCase {
             let first = interleaving(seed: seed), second = interleaving(seed: seed)
             XCTAssertEqual(first.log, second.log, "seed \(seed)")
             XCTAssertEqual(first.trace, second.trace, "seed \(seed)")
-            XCTAssertFalse(first.trace.isEmpty)
+            XCTAssertFalse(first.trace.interleaving().isEmpty)
         }
     }
 

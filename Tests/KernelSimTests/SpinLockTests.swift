@@ -77,7 +77,20 @@ final class SpinLockTests: XCTestCase {
         assertBugCheck(m, SPIN_LOCK_ALREADY_OWNED, [lockAddress, 0, 0, 0])
     }
 
-    func testReleasingAFreeLockIs0x10() {
+    func testReleasingAFreeLockIs0x10OnRetail() {
+        var lockAddress: ULONG_PTR = 0
+        let m = simulate(verifier: false) {
+            var lock: KSPIN_LOCK = 0
+            KeInitializeSpinLock(&lock)
+            lockAddress = addressOf(&lock)
+            _ = KeRaiseIrqlToDpcLevel()
+            KeReleaseSpinLockFromDpcLevel(&lock)
+        }
+        assertBugCheck(m, SPIN_LOCK_NOT_OWNED, [lockAddress, 0, 0, 0])
+    }
+
+    /// Deadlock Detection sees the release first: "released before it was acquired".
+    func testReleasingAFreeLockUnderVerifierIs0xC4_0x1007() {
         var lockAddress: ULONG_PTR = 0
         let m = simulate {
             var lock: KSPIN_LOCK = 0
@@ -86,7 +99,7 @@ final class SpinLockTests: XCTestCase {
             _ = KeRaiseIrqlToDpcLevel()
             KeReleaseSpinLockFromDpcLevel(&lock)
         }
-        assertBugCheck(m, SPIN_LOCK_NOT_OWNED, [lockAddress, 0, 0, 0])
+        assertBugCheck(m, DRIVER_VERIFIER_DETECTED_VIOLATION, [0x1007, lockAddress, 0, 0])
     }
 
     func testReleaseSpinLockAwayFromDispatchUnderVerifierIs0xC4_0x32() {

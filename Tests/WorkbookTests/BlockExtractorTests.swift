@@ -90,6 +90,34 @@ final class BlockExtractorTests: XCTestCase {
         XCTAssertTrue(blocks[6].hidden, "checks are hidden from the pages by default")
     }
 
+    func testScheduleExplorationAttributes() throws {
+        let blocks = try extract("""
+            ```swift schedules=200 strategy=pct seed=5
+            ```
+
+            ```swift strategy=random
+            ```
+
+            ```swift
+            ```
+            """).blocks
+        XCTAssertEqual(blocks[0].options.schedules, 200)
+        XCTAssertEqual(blocks[0].options.strategy, .pct)
+        XCTAssertEqual(blocks[0].options.seed, 5)
+        XCTAssertEqual(blocks[1].options.strategy, .random)
+        XCTAssertEqual(blocks[2].options.schedules, 1, "one schedule unless asked")
+        XCTAssertEqual(blocks[2].options.strategy, .random)
+    }
+
+    func testScheduleExplorationAttributeErrorsNameTheirLine() {
+        XCTAssertEqual(errors("```swift schedules=0\n```"), ["1: schedules must be a whole number from 1 to 100000"])
+        XCTAssertEqual(errors("text\n\n```swift schedules=many\n```"), ["3: schedules must be a whole number from 1 to 100000"])
+        XCTAssertEqual(errors("```swift schedules\n```"), ["1: 'schedules' needs a value, e.g. schedules=200"])
+        XCTAssertEqual(errors("```swift strategy=dfs\n```"), ["1: strategy must be 'random' or 'pct'"])
+        XCTAssertEqual(errors("```swift strategy\n```"), ["1: 'strategy' needs a value, e.g. strategy=pct"])
+        XCTAssertEqual(errors("```swift schedules=2 schedules=3\n```"), ["1: attribute 'schedules' given twice"])
+    }
+
     func testOutputBlockAttachesToThePrecedingSwiftBlock() throws {
         let chapter = try extract("""
             ```swift

@@ -69,8 +69,19 @@ public struct RunOptions: Hashable, Sendable {
     public var seed: UInt64 = 0
     /// Driver Verifier is on by default, as a developer runs it; `verifier=off` runs the retail kernel.
     public var verifier: Bool = true
+    /// `schedules=N`: explore N schedules (seeds `seed` … `seed + N − 1`); the block passes only if all do.
+    public var schedules: Int = 1
+    public var strategy: ScheduleStrategy = .random
 
     public init() {}
+}
+
+/// How the simulated scheduler chooses threads (`strategy=`).
+public enum ScheduleStrategy: String, Hashable, Sendable, CaseIterable {
+    /// A seeded uniformly random choice at every scheduling point.
+    case random
+    /// Probabilistic Concurrency Testing with depth 3.
+    case pct
 }
 
 /// A fenced ` ```swift ` block.

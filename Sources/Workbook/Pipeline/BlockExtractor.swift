@@ -7,7 +7,7 @@ public enum BlockExtractor {
     /// The attributes a ` ```swift ` block may carry in a chapter.
     static let chapterAttributes: Set<String> = [
         "bugcheck", "compile_fail", "no_run", "ignore", "exercise", "check", "hidden",
-        "verifier", "timeout", "processors", "seed",
+        "verifier", "timeout", "processors", "seed", "schedules", "strategy",
     ]
 
     /// Extracts the blocks of the chapter at `path` whose text is `markdown`.
@@ -173,6 +173,17 @@ public enum BlockExtractor {
                     throw ChapterError(location, "seed must be a non-negative whole number")
                 }
                 block.options.seed = seed
+            case "schedules":
+                guard let count = Int(try require(value, name, "schedules=200")), (1...100_000).contains(count) else {
+                    throw ChapterError(location, "schedules must be a whole number from 1 to 100000")
+                }
+                block.options.schedules = count
+            case "strategy":
+                let text = try require(value, name, "strategy=pct")
+                guard let strategy = ScheduleStrategy(rawValue: text) else {
+                    throw ChapterError(location, "strategy must be 'random' or 'pct'")
+                }
+                block.options.strategy = strategy
             default:
                 preconditionFailure("attribute '\(name)' is listed but not handled")
             }

@@ -62,6 +62,9 @@ public struct BlockRunner: Sendable {
             }
             _ = code
             judge(&result, record: record)
+            if result.status != .passed, let explored = record.exploration, let seed = explored.seed {
+                result.message += "\n" + scheduleReport(explored, seed: seed)
+            }
         }
     }
 
@@ -107,6 +110,14 @@ public struct BlockRunner: Sendable {
             return
         }
         result.status = .passed
+    }
+
+    /// Which schedule failed, how to replay it, and its interleaving.
+    private func scheduleReport(_ explored: HandshakeRecord.Exploration, seed: UInt64) -> String {
+        let strategy = explored.strategy == "pct" ? " strategy=pct" : ""
+        return "schedule \((explored.index ?? 0) + 1) of \(explored.schedules) failed (seed \(seed)); "
+            + "replay it alone with `seed=\(seed)\(strategy)` instead of `schedules=\(explored.schedules)`\n"
+            + (explored.interleaving ?? "")
     }
 
     private func firstTrapLine(_ stderr: String) -> String {

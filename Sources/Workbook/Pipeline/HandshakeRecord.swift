@@ -15,8 +15,19 @@ struct HandshakeRecord {
         var message: String
     }
 
+    /// What `schedules=N` explored; `seed` and the rest are set when a schedule failed.
+    struct Exploration {
+        var schedules: Int
+        var explored: Int
+        var index: Int?
+        var seed: UInt64?
+        var strategy: String?
+        var interleaving: String?
+    }
+
     var outcome: Outcome
     var failures: [Failure]
+    var exploration: Exploration?
 
     /// The record in `path`, or nil when there is none or it does not carry `nonce` (the block
     /// ended before the machine stopped, or something else wrote the file).
@@ -28,11 +39,17 @@ struct HandshakeRecord {
             Failure(file: $0["file"] as? String ?? "?", line: $0["line"] as? Int ?? 0,
                     message: $0["message"] as? String ?? "")
         }
+        let exploration = (object["exploration"] as? [String: Any]).map {
+            Exploration(schedules: $0["schedules"] as? Int ?? 0, explored: $0["explored"] as? Int ?? 0,
+                        index: $0["index"] as? Int, seed: ($0["seed"] as? NSNumber)?.uint64Value,
+                        strategy: $0["strategy"] as? String, interleaving: $0["interleaving"] as? String)
+        }
         switch object["outcome"] as? String {
         case "completed":
-            return HandshakeRecord(outcome: .completed, failures: failures)
+            return HandshakeRecord(outcome: .completed, failures: failures, exploration: exploration)
         case "deadlock":
-            return HandshakeRecord(outcome: .deadlock(object["report"] as? String ?? ""), failures: failures)
+            return HandshakeRecord(outcome: .deadlock(object["report"] as? String ?? ""), failures: failures,
+                                   exploration: exploration)
         case "bugcheck":
             guard let check = object["bugcheck"] as? [String: Any],
                   let code = (check["code"] as? NSNumber)?.uint32Value else { return nil }
@@ -43,7 +60,7 @@ struct HandshakeRecord {
             let info = BugCheckInfo(code: code, name: check["name"] as? String ?? BugCheckNames.name(code),
                                     parameters: parameters, report: check["report"] as? String ?? "",
                                     location: location)
-            return HandshakeRecord(outcome: .bugCheck(info), failures: failures)
+            return HandshakeRecord(outcome: .bugCheck(info), failures: failures, exploration: exploration)
         default:
             return nil
         }

@@ -171,7 +171,10 @@ public enum ProgramGenerator {
         for block in runnable {
             let options = block.options
             out += "    \(block.index): WorkbookBlock(processors: \(options.processors), seed: \(options.seed), "
-                + "verifier: \(options.verifier), body: \(functionName(block))),\n"
+                + "verifier: \(options.verifier), "
+                + (options.schedules == 1 ? "" : "schedules: \(options.schedules), ")
+                + (options.strategy == .random ? "" : "strategy: .pct(), ")
+                + "body: \(functionName(block))),\n"
         }
         out += "])\n"
         return out
