@@ -52,14 +52,16 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     precondition(activeMachine == nil, "KsRunMachine: another machine is already running")
     let m = Machine(options: options)
     activeMachine = m
-    simulationCPU = currentCPU()
+    simulationCPU = machineCPU()
     m.startStrategy()
     let first = m.spawn(origin: "KsRunMachine body", body)
     m.place(first)
     m.current = first
     m.recordEvent(.run)
-    first.baton.signal()
-    m.finished.wait()
+    onSimulationCPU {
+        first.baton.signal()
+        m.finished.wait()
+    }
     activeMachine = nil
     lastTrace = m.events.trace
     m.pool.releaseFreed()

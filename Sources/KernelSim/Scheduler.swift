@@ -102,29 +102,72 @@ private func workerMain(_ arg: UnsafeMutableRawPointer?) -> UnsafeMutableRawPoin
     }
 }
 
-/// The CPU every worker of the running machine is pinned to. Only one simulated thread runs at a
-/// time, and a hand-off to a thread sleeping on another CPU waits for that CPU to wake (measured
-/// 25 µs per switch on an idle core, 3.5 µs with every worker on one CPU, 2,000 schedules of the
-/// benchmark: 4.4 s unpinned, 0.6 s pinned). Chosen per machine: the CPU its caller runs on.
+/// The CPU every worker of the running machine, and its caller while it runs, is pinned to. Only
+/// one simulated thread runs at a time, and a hand-off to a thread sleeping on another CPU waits
+/// for that CPU to wake (measured 25 µs per switch on an idle core, 3.5 µs with every worker on
+/// one CPU, 2,000 schedules of the benchmark: 4.4 s unpinned, 0.6 s pinned). Chosen per machine
+/// by `machineCPU`.
 nonisolated(unsafe) var simulationCPU: Int32 = -1
 
-/// `sched_getcpu` and `sched_setaffinity` are GNU extensions that Swift's Glibc module does not
-/// import, so they are looked up by name; without them workers are simply not pinned.
+/// `KERNELSIM_CPU`, read once: the workbook runs block processes in parallel, one per core, and
+/// two that started on the same CPU would otherwise share it while another core idles.
+private let requestedCPU: String? = getenv("KERNELSIM_CPU").map { String(cString: $0) }
+
+/// A machine's CPU: the one `requested` names (the `KERNELSIM_CPU` environment variable), else the
+/// CPU its caller runs on.
+func machineCPU(requested: String? = requestedCPU, caller: Int32 = currentCPU()) -> Int32 {
+    guard let requested, let cpu = Int32(requested), cpu >= 0, cpu < cpuSetBits else { return caller }
+    return cpu
+}
+
+/// `sched_getcpu`, `sched_getaffinity` and `sched_setaffinity` are GNU extensions that Swift's
+/// Glibc module does not import, so they are looked up by name; without them nothing is pinned.
 private typealias SchedGetCPU = @convention(c) () -> Int32
-private typealias SchedSetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
+private typealias SchedAffinity = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
 nonisolated(unsafe) private let schedGetCPU = dlsym(nil, "sched_getcpu").map { unsafeBitCast($0, to: SchedGetCPU.self) }
+nonisolated(unsafe) private let schedGetAffinity = dlsym(nil, "sched_getaffinity").map {
+    unsafeBitCast($0, to: SchedAffinity.self)
+}
 nonisolated(unsafe) private let schedSetAffinity = dlsym(nil, "sched_setaffinity").map {
-    unsafeBitCast($0, to: SchedSetAffinity.self)
+    unsafeBitCast($0, to: SchedAffinity.self)
 }
 
 /// The CPU the caller runs on, or -1 if unknown.
 func currentCPU() -> Int32 { schedGetCPU?() ?? -1 }
 
+/// The size of a cpu_set_t.
+private let cpuSetBits: Int32 = 1_024
+typealias CPUSet = [UInt64]
+
+func callingThreadAffinity() -> CPUSet? {
+    guard let schedGetAffinity else { return nil }
+    var set = CPUSet(repeating: 0, count: Int(cpuSetBits) / 64)
+    return set.withUnsafeMutableBytes { schedGetAffinity(0, $0.count, $0.baseAddress!) } == 0 ? set : nil
+}
+
+private func setCallingThreadAffinity(_ set: CPUSet) {
+    guard let schedSetAffinity else { return }
+    var set = set
+    _ = set.withUnsafeMutableBytes { schedSetAffinity(0, $0.count, $0.baseAddress!) }
+}
+
 private func pinCallingThread(to cpu: Int32) {
-    guard let schedSetAffinity, cpu >= 0, cpu < 1024 else { return }
-    var mask = [UInt64](repeating: 0, count: 16)  // a cpu_set_t: 1,024 bits
-    mask[Int(cpu) / 64] = 1 << UInt64(cpu % 64)
-    _ = mask.withUnsafeBytes { schedSetAffinity(0, $0.count, $0.baseAddress!) }
+    guard cpu >= 0, cpu < cpuSetBits else { return }
+    var set = CPUSet(repeating: 0, count: Int(cpuSetBits) / 64)
+    set[Int(cpu) / 64] = 1 << UInt64(cpu % 64)
+    setCallingThreadAffinity(set)
+}
+
+/// Runs `body` pinned to `simulationCPU`, then restores the caller's affinity. The caller hands
+/// the baton to the machine's first thread and gets it back at the end; left unpinned, it was
+/// often woken on the other core, and the next machine then moved every worker there (1,000
+/// schedules of the locked counter test: 3,945 CPU migrations, 0.48–0.60 s; pinned: 1
+/// migration, 0.27–0.35 s).
+func onSimulationCPU<T>(_ body: () -> T) -> T {
+    guard let saved = callingThreadAffinity() else { return body() }
+    pinCallingThread(to: simulationCPU)
+    defer { setCallingThreadAffinity(saved) }
+    return body()
 }
 
 /// Simulated time that passes per scheduling point: 1 µs.
