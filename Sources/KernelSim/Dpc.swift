@@ -213,12 +213,6 @@ extension Machine {
                     + "\(dpcTimeLimit / 10_000) ms of simulated time.")
     }
 
-    /// Idle contexts of processors that have nothing running and work pending: scheduler choices.
-    func idleContextsWithWork() -> [SimThread] {
-        processors.filter { $0.thread == nil && (!$0.dpc.queue.isEmpty || hasPendingInterrupt(for: $0)) }
-            .map(idleContext(of:))
-    }
-
     /// The processor's idle context: it does the processor's pending work, then gives the
     /// processor up again. It is not one of `threads`, so it never keeps the machine alive.
     func idleContext(of p: Processor) -> SimThread {

@@ -36,6 +36,9 @@ final class Machine: @unchecked Sendable {
     var current: SimThread!
     /// Simulated system time in 100 ns units.
     var clock: LONGLONG = 0
+    /// No waiting thread's deadline is earlier (a woken thread's may have been, so it can be
+    /// earlier than all of them).
+    var earliestDeadline = LONGLONG.max
     /// Scheduling decisions made so far.
     var steps = 0
     /// Decisions that had more than one choice (PCT's k).

@@ -266,12 +266,22 @@ extension Machine {
     private func pick() -> SimThread? {
         choices.removeAll(keepingCapacity: true)
         var switchable = false
+        var someIdle = false
         for p in processors {
-            if let t = p.thread { choices.append(t) }
-            if p.thread == nil || p.irql < DISPATCH_LEVEL { switchable = true }
+            if let t = p.thread {
+                choices.append(t)
+                if p.irql < DISPATCH_LEVEL { switchable = true }
+            } else {
+                switchable = true
+                someIdle = true
+            }
         }
         if switchable { choices.append(contentsOf: readyQueue) }
-        choices += idleContextsWithWork()
+        if someIdle {
+            for p in processors where p.thread == nil && (!p.dpc.queue.isEmpty || hasPendingInterrupt(for: p)) {
+                choices.append(idleContext(of: p))
+            }
+        }
         guard !choices.isEmpty else { return nil }
         let chosen = choices.count == 1 ? choices[0] : choose(from: choices)
         if chosen.processor == nil { place(chosen) }
@@ -323,9 +333,26 @@ extension Machine {
         me.baton.wait()
     }
 
+    /// Puts the current thread to sleep until it is woken or, with a `deadline`, until then.
+    func sleep(until deadline: LONGLONG?) {
+        current.state = .waiting
+        current.deadline = deadline
+        if let deadline { earliestDeadline = min(earliestDeadline, deadline) }
+        block()
+    }
+
+    /// Wakes the waiting threads whose deadline has passed, in creation order. Most steps have
+    /// none, so the scan waits for `earliestDeadline` (it was 7% of the instructions per step).
     private func expireTimeouts() {
+        guard clock >= earliestDeadline else { return }
+        earliestDeadline = .max
         for t in threads where t.state == .waiting {
-            if let d = t.deadline, d <= clock { wake(t, STATUS_TIMEOUT) }
+            guard let d = t.deadline else { continue }
+            if d <= clock {
+                wake(t, STATUS_TIMEOUT)
+            } else {
+                earliestDeadline = min(earliestDeadline, d)
+            }
         }
     }
 

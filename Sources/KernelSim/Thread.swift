@@ -172,9 +172,7 @@ extension Machine {
         repeat {
             guard deadline > clock else { return }
             requireSwitchable(waitingOn: nil)
-            current.state = .waiting
-            current.deadline = deadline
-            block()
+            sleep(until: deadline)
         } while kernelApcInterruptedWait()
     }
 }

@@ -109,9 +109,7 @@ extension Machine {
             t.waitBlockList = blocks
             t.waitBlockCount = objects.count
             t.waitObject = objects[0]
-            t.deadline = deadline
-            t.state = .waiting
-            block()
+            sleep(until: deadline)
         } while kernelApcInterruptedWait()
         return t.waitStatus
     }
