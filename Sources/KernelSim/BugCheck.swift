@@ -283,7 +283,7 @@ extension Machine {
     func bugCheck(_ code: ULONG, _ p1: ULONG_PTR, _ p2: ULONG_PTR, _ p3: ULONG_PTR, _ p4: ULONG_PTR,
                   note: String? = nil) -> Never {
         let t = current!
-        let site = t.recentCalls.last ?? CallSite(routine: "(start)", file: t.origin, line: 0)
+        let site = t.lastCall ?? CallSite(routine: "(start)", file: t.origin, line: 0)
         let parameters = [p1, p2, p3, p4]
         recordEvent(.bugCheck(code: code))
         finish(.bugCheck(KsBugCheck(

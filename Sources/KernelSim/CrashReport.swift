@@ -50,7 +50,7 @@ extension Machine {
     func deadlockReport() -> String {
         var lines = ["DEADLOCK: every live thread is waiting and no timeout is pending.", "", "Threads:"]
         for t in threads {
-            let site = t.recentCalls.last.map { " in \($0.routine) at \($0.file):\($0.line)" } ?? ""
+            let site = t.lastCall.map { " in \($0.routine) at \($0.file):\($0.line)" } ?? ""
             switch t.state {
             case .terminated: lines.append("  \(t.name): ended")
             case .waiting: lines.append("  \(t.name) (\(t.origin)): waiting\(site) for \(describeWait(t))")

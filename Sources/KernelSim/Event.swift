@@ -73,7 +73,7 @@ extension Machine {
     func requireDispatchLte(_ object: UnsafeMutableRawPointer) {
         guard options.verifier, irql > DISPATCH_LEVEL else { return }
         bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x2_0011, 0, 0, 0,
-                 note: "DDI compliance rule IrqlKeDispatchLte: \(current.recentCalls.last!.routine) on "
+                 note: "DDI compliance rule IrqlKeDispatchLte: \(current.lastCall!.routine) on "
                     + "\(hex(address(object))) at IRQL \(irql).")
     }
 }

@@ -111,6 +111,6 @@ extension Machine {
     func requireApcLte(ddiRule: ULONG_PTR, _ rule: String) {
         guard options.verifier, irql > APC_LEVEL else { return }
         bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, ddiRule, 0, 0, 0,
-                 note: "DDI compliance rule \(rule): \(current.recentCalls.last!.routine) called at IRQL \(irql).")
+                 note: "DDI compliance rule \(rule): \(current.lastCall!.routine) called at IRQL \(irql).")
     }
 }

@@ -81,7 +81,7 @@ extension Machine {
     func lockWillBeAcquired(_ lock: KsLock) {
         guard options.verifier else { return }
         let me = current!
-        let site = me.recentCalls.last!
+        let site = me.lastCall!
         let held = Set(me.heldLocks.lazy.map(\.lock.address).filter { $0 != lock.address })
         guard !held.isEmpty else { return }
         guard let path = lockOrder.path(from: lock.address, to: held) else {
@@ -108,7 +108,7 @@ extension Machine {
     /// Records that the current thread now holds `lock`.
     func lockAcquired(_ lock: KsLock) {
         let me = current!
-        me.heldLocks.append(HeldLock(lock: lock, site: me.recentCalls.last!))
+        me.heldLocks.append(HeldLock(lock: lock, site: me.lastCall!))
         recordEvent(.acquire(lock))
     }
 

@@ -32,8 +32,9 @@ final class SimThread {
     var apc = ApcState()
     /// Set for a processor's idle context, which runs only there.
     var pinnedProcessor: Processor?
-    /// The most recent kernel calls, oldest first.
-    private(set) var recentCalls: [CallSite] = []
+    /// Kernel calls, most recent last. Trimmed to the last `recentCallLimit` only once it holds
+    /// twice that many, so recording a call does not shift the array every time.
+    private var calls: [CallSite] = []
 
     static let recentCallLimit = 10
 
@@ -55,9 +56,15 @@ final class SimThread {
     }
 
     func record(_ call: CallSite) {
-        if recentCalls.count == Self.recentCallLimit { recentCalls.removeFirst() }
-        recentCalls.append(call)
+        if calls.count == 2 * Self.recentCallLimit { calls.removeFirst(Self.recentCallLimit) }
+        calls.append(call)
     }
+
+    /// The most recent kernel calls, oldest first.
+    var recentCalls: [CallSite] { Array(calls.suffix(Self.recentCallLimit)) }
+
+    /// The kernel call the thread is in.
+    var lastCall: CallSite? { calls.last }
 
     var name: String { pinnedProcessor.map { "idle thread of processor \($0.number)" } ?? "thread \(id)" }
     var baton: Baton { worker.baton }

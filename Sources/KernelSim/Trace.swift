@@ -116,8 +116,11 @@ struct EventLog {
         }
     }
 
+    mutating func reserveCapacity(_ count: Int) { buffer.reserveCapacity(min(count, KsTrace.capacity)) }
+
+    /// Until the ring wraps, the trace shares the log's storage instead of copying it.
     var trace: KsTrace {
-        KsTrace(events: Array(buffer[oldest...] + buffer[..<oldest]), dropped: total - buffer.count)
+        KsTrace(events: oldest == 0 ? buffer : Array(buffer[oldest...] + buffer[..<oldest]), dropped: total - buffer.count)
     }
 }
 
@@ -131,7 +134,7 @@ extension Machine {
     /// Lock kinds that other files add report through `lockAcquired`/`lockReleased`, which call this.
     func recordEvent(_ kind: KsEventKind, thread: SimThread? = nil) {
         guard let t = thread ?? current else { return }
-        let site = t.recentCalls.last
+        let site = t.lastCall
         events.append(KsEvent(time: clock, step: steps, processor: t.processor?.number ?? -1, thread: t.id,
                               kind: kind, routine: site?.routine ?? "start", file: site?.file ?? "",
                               line: site?.line ?? 0))
