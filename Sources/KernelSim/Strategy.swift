@@ -21,8 +21,9 @@ public enum KsStrategy: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// PCT's per-run state.
-struct PctState {
+/// PCT's per-run state. A class, so that the decision made at every step updates it in place
+/// rather than copying it out of the machine's optional and back.
+final class PctState {
     let depth: Int
     /// Decision numbers (1-based, counting only decisions with a choice) at which the running
     /// thread's priority drops, ascending.
@@ -32,7 +33,14 @@ struct PctState {
     var floor = 0
     /// Consecutive decisions won by `lastChosen`.
     var runLength = 0
-    weak var lastChosen: SimThread?
+    /// Strong: the machine keeps its threads alive anyway, and a weak reference gives a thread a
+    /// side table, which sends every retain and release of it down the slow path.
+    var lastChosen: SimThread?
+
+    init(depth: Int, changePoints: [Int]) {
+        self.depth = depth
+        self.changePoints = changePoints
+    }
 }
 
 /// PCT assumes threads do not spin; a thread that keeps winning while others wait (a busy-wait
