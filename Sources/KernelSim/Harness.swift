@@ -51,8 +51,8 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     let options = resolved(options, body)
     precondition(activeMachine == nil, "KsRunMachine: another machine is already running")
     let m = Machine(options: options)
-    // The schedules of an exploration log about as many events each: no regrowing the log.
-    m.events.reserveCapacity(lastTrace.events.count)
+    // The schedules of an exploration log about as many events each: the log rarely regrows.
+    m.events.reserveCapacity(2 * lastTrace.events.count)
     activeMachine = m
     simulationCPU = machineCPU()
     m.startStrategy()

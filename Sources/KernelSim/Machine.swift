@@ -43,7 +43,8 @@ final class Machine: @unchecked Sendable {
     var steps = 0
     /// Decisions that had more than one choice (PCT's k).
     var decisions = 0
-    /// Reused by every decision, so scheduling allocates nothing per step.
+    /// Reused by every decision, so scheduling allocates nothing per step; the current step's
+    /// choices are a prefix (see `pick`).
     var choices: [SimThread] = []
     /// PCT's state, when the strategy is PCT.
     var pct: PctState?

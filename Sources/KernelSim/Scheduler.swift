@@ -264,30 +264,43 @@ extension Machine {
     /// each processor that runs nothing but has DPCs or interrupts pending. A thread at
     /// DISPATCH_LEVEL or above therefore keeps its processor.
     private func pick() -> SimThread? {
-        choices.removeAll(keepingCapacity: true)
+        var count = 0
         var switchable = false
         var someIdle = false
         for p in processors {
             if let t = p.thread {
-                choices.append(t)
+                offer(t, as: &count)
                 if p.irql < DISPATCH_LEVEL { switchable = true }
             } else {
                 switchable = true
                 someIdle = true
             }
         }
-        if switchable { choices.append(contentsOf: readyQueue) }
+        if switchable {
+            for t in readyQueue { offer(t, as: &count) }
+        }
         if someIdle {
             for p in processors where p.thread == nil && (!p.dpc.queue.isEmpty || hasPendingInterrupt(for: p)) {
-                choices.append(idleContext(of: p))
+                offer(idleContext(of: p), as: &count)
             }
         }
-        guard !choices.isEmpty else { return nil }
-        let chosen = choices.count == 1 ? choices[0] : choose(from: choices)
+        guard count > 0 else { return nil }
+        let chosen = count == 1 ? choices[0] : choose(from: choices[..<count])
         if chosen.processor == nil { place(chosen) }
         steps += 1
         if chosen !== current { recordEvent(.run, thread: chosen) }
         return chosen
+    }
+
+    /// Makes `t` choice number `count`, overwriting the previous step's choices in place: emptying
+    /// the array at every step cost more than the rest of the decision.
+    private func offer(_ t: SimThread, as count: inout Int) {
+        if count < choices.count {
+            choices[count] = t
+        } else {
+            choices.append(t)
+        }
+        count += 1
     }
 
     /// Puts a ready thread on the lowest-numbered idle processor, or else preempts the thread of a

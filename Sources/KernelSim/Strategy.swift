@@ -73,9 +73,9 @@ extension Machine {
     }
 
     /// One decision among two or more choices.
-    func choose(from choices: [SimThread]) -> SimThread {
+    func choose(from choices: ArraySlice<SimThread>) -> SimThread {
         decisions += 1
-        guard pct != nil else { return choices[rng.below(choices.count)] }
+        guard pct != nil else { return choices[choices.startIndex + rng.below(choices.count)] }
         if pct!.nextChange < pct!.changePoints.count && pct!.changePoints[pct!.nextChange] == decisions {
             // The paper's change point i gives the running thread priority i (< depth).
             pct!.nextChange += 1
@@ -101,8 +101,8 @@ extension Machine {
         return preemptible.min { outranks($1.thread!, $0.thread!) }!
     }
 
-    private func highestPriority(_ choices: [SimThread]) -> SimThread {
-        var best = choices[0]
+    private func highestPriority(_ choices: ArraySlice<SimThread>) -> SimThread {
+        var best = choices[choices.startIndex]
         for t in choices.dropFirst() where outranks(t, best) { best = t }
         return best
     }
