@@ -106,7 +106,7 @@ struct EventLog {
     private var oldest = 0
     private(set) var total = 0
 
-    mutating func append(_ event: KsEvent) {
+    mutating func append(_ event: consuming KsEvent) {
         total += 1
         if buffer.count < KsTrace.capacity {
             buffer.append(event)
