@@ -62,7 +62,7 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     m.finished.wait()
     activeMachine = nil
     lastTrace = m.events.trace
-    m.pool.releaseFreed()
+    m.pool.release()
     return m
 }
 
