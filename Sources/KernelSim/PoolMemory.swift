@@ -104,6 +104,7 @@ struct PoolState {
     /// pages out every paged block that is paged in. Only the verifier pages blocks in this list, so
     /// on retail there is nothing to trim.
     mutating func trim() {
+        guard !resident.isEmpty else { return }
         for block in resident {
             mprotect(block.mapping, block.dataLength, PROT_NONE)
             block.resident = false
@@ -218,7 +219,7 @@ extension Machine {
                 return
             }
             pageFaultAtRaisedIrql(address, access: readOrWrite, instruction: access.instruction,
-                                  "Paged pool at \(hex(address)) (block \(describe(block))) was \(verb)",
+                                  "Paged pool at \(hex(address)), in block \(describe(block)), was \(verb)",
                                   detail: accessSite())
         }
     }
