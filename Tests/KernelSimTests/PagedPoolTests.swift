@@ -66,6 +66,20 @@ final class PagedPoolTests: XCTestCase {
                       b.report)
     }
 
+    /// Force IRQL Checking makes the bug deterministic: every run under the verifier bug-checks
+    /// (each parking its thread inside the fault handler), every retail run completes.
+    func testTheBugIsCaughtEveryRunUnderTheVerifierAndNeverOnRetail() {
+        let body = {
+            let p = ExAllocatePool2(POOL_FLAG_PAGED, 8, tag)!
+            underSpinLock { p.storeBytes(of: 1, as: UInt8.self) }
+            ExFreePoolWithTag(p, tag)
+        }
+        for seed in 0..<40 as Range<UInt64> {
+            XCTAssertEqual(bugCheck(of: simulate(seed: seed, body))?.code, DRIVER_IRQL_NOT_LESS_OR_EQUAL)
+            assertCompleted(simulate(seed: seed, verifier: false, body))
+        }
+    }
+
     func testReadOfPagedPoolAtDispatchIs0xD1Read() {
         var target: ULONG_PTR = 0
         let m = simulate {
