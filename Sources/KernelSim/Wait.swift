@@ -111,6 +111,7 @@ extension Machine {
             t.waitObject = objects[0]
             t.deadline = deadline
             t.state = .waiting
+            recordEvent(.wait(object: address(objects[0])))
             block()
         } while kernelApcInterruptedWait()
         return t.waitStatus
