@@ -15,6 +15,9 @@ public enum KsEventKind: Hashable, Sendable {
     case release(KsLock)
     /// The event's thread started waiting on the dispatcher object at `object` (0: a delay).
     case wait(object: ULONG_PTR)
+    /// The event's thread started waiting for thread `thread` to end (named by ID rather than by
+    /// its KTHREAD's address, which differs from run to run, so equal seeds give equal traces).
+    case waitForThread(Int)
     /// The event's thread made thread `thread` ready, ending its wait with `status`.
     case wake(thread: Int, status: NTSTATUS)
     /// The event's processor ran the DPC at `dpc` at DISPATCH_LEVEL (in the event's thread).
@@ -63,6 +66,7 @@ public struct KsEvent: Hashable, Sendable, CustomStringConvertible {
         case .acquire(let lock): return "acquires \(lock)"
         case .release(let lock): return "releases \(lock)"
         case .wait(let object): return object == 0 ? "sleeps" : "waits on \(hex(object))"
+        case .waitForThread(let thread): return "waits for thread \(thread) to end"
         case .wake(let thread, let status): return "wakes thread \(thread) (status 0x\(String(UInt32(bitPattern: status), radix: 16)))"
         case .dpc(let dpc): return "runs DPC \(hex(dpc))"
         case .apc(let apc, let normal): return "runs kernel APC \(hex(apc))" + (normal ? " and its normal routine" : "")

@@ -68,13 +68,15 @@ final class TraceTests: XCTestCase {
         XCTAssertTrue(zip(events, events.dropFirst()).allSatisfy { $0.time <= $1.time && $0.step <= $1.step })
     }
 
-    /// The trace with lock addresses left out: each run allocates its counter (and lock) afresh.
+    /// The trace with lock and wait-object addresses left out: each run allocates its counter (and
+    /// lock) afresh.
     private func shape(_ trace: KsTrace) -> [String] {
         trace.events.map { e in
             var e = e
             switch e.kind {
             case .acquire(let lock): e.kind = .acquire(KsLock(lock.kind, 0))
             case .release(let lock): e.kind = .release(KsLock(lock.kind, 0))
+            case .wait: e.kind = .wait(object: 1)
             default: break
             }
             return e.description
