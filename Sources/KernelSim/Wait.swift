@@ -111,6 +111,7 @@ extension Machine {
             t.waitObject = objects[0]
             t.deadline = deadline
             t.state = .waiting
+            recordEvent(thread(for: objects[0]).map { .waitForThread($0.id) } ?? .wait(object: address(objects[0])))
             block()
         } while kernelApcInterruptedWait()
         return t.waitStatus
