@@ -34,5 +34,6 @@ public func PAGED_CODE(file: String = #filePath, line: Int = #line) {
     let m = enterKernel("PAGED_CODE", file, line)
     guard m.options.verifier, m.irql > APC_LEVEL else { return }
     let pageableCode: ULONG_PTR = 0xFFFF_F806_1000_0000 + ULONG_PTR(line)
-    m.pageFaultAtRaisedIrql(pageableCode, access: 8, instruction: pageableCode, "PAGED_CODE() ran pageable code")
+    m.pageFaultAtRaisedIrql(pageableCode, access: 8, instruction: pageableCode, "PAGED_CODE() ran pageable code",
+                            " Driver Verifier's Force IRQL Checking pages pageable code out whenever the IRQL rises.")
 }

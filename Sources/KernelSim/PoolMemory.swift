@@ -147,7 +147,7 @@ struct PoolState {
 }
 
 /// SIGSEGV's disposition before the simulator's handler (Swift's backtracer, or the default),
-/// given back the fault that is not the simulator's.
+/// restored for a fault that is not the simulator's.
 nonisolated(unsafe) private var previousSegvAction = sigaction()
 
 /// Installs the page-fault handler, once per process, at the first pool allocation. No alternate
@@ -191,48 +191,55 @@ private func faultingAccess(_ context: UnsafeMutableRawPointer?) -> (write: Bool
 }
 
 extension Machine {
-    /// Called from the SIGSEGV handler on the faulting simulated thread. Special Pool's checks come
-    /// before the IRQL one, as in Windows' MmAccessFault. A bug check never returns: it records the
-    /// outcome and parks the thread inside the handler, which is safe because the fault is
-    /// synchronous, in code that holds no lock the report needs (only the baton, which it holds).
-    /// The report does allocate; a fault inside malloc itself would deadlock, and only pool
-    /// memory handed to the C library as its own could cause one.
+    /// Called from the SIGSEGV handler on the faulting simulated thread. A fault at DISPATCH_LEVEL
+    /// or above is 0xD1 whatever the page: Windows turns only PAGE_FAULT_IN_NONPAGED_AREA into the
+    /// Special Pool codes, and "a special pool buffer overrun at >=DPC level is classified as
+    /// DRIVER_IRQL_NOT_LESS_OR_EQUAL" (WRK base/ntos/ke/bugcheck.c, KeBugCheck2).
+    ///
+    /// A bug check never returns: it records the outcome and parks the thread inside the handler,
+    /// which is safe because the fault is synchronous, in code that holds no lock the report needs
+    /// (only the baton, which it holds). The report does allocate; a fault inside malloc itself
+    /// would deadlock, and only pool memory handed to the C library as its own could cause one.
     fileprivate func resolve(_ fault: PoolFault, at address: UInt, _ access: (write: Bool, instruction: UInt)) {
+        if case .pagedOut(let block) = fault, irql < DISPATCH_LEVEL {
+            pool.pageIn(block)
+            return
+        }
         let verb = access.write ? "written" : "read"
         let readOrWrite: ULONG_PTR = access.write ? 1 : 0
+        /// The Special Pool bug check for a fault below DISPATCH_LEVEL.
+        let specialPoolCode: ULONG?, what: String, why: String
         switch fault {
         case .freed(let block):
             // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xd5--driver-page-fault-in-freed-special-pool
-            bugCheck(DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL, address, readOrWrite, access.instruction, 0,
-                     note: "\(hex(address)) was \(verb) after its pool block \(describe(block)) was freed. Special "
-                        + "Pool keeps freed pages reserved and inaccessible." + accessSite())
+            specialPoolCode = DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL
+            what = "\(hex(address)) was \(verb) after its pool block \(describe(block)) was freed"
+            why = " Special Pool keeps freed pages reserved and inaccessible."
         case .beyondEnd(let block):
             // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xd6--driver-page-fault-beyond-end-of-allocation
             let past = address - UInt(bitPattern: block.start + block.size)
-            bugCheck(DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION, address, readOrWrite, access.instruction, 0,
-                     note: "\(hex(address)) was \(verb), \(past) bytes past the end of pool block \(describe(block)). "
-                        + "Special Pool ends each block at the end of its pages, before a no-access page."
-                        + accessSite())
+            specialPoolCode = DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION
+            what = "\(hex(address)) was \(verb), \(past) bytes past the end of pool block \(describe(block))"
+            why = " Special Pool ends each block at the end of its pages, before a no-access page."
         case .pagedOut(let block):
-            guard irql >= DISPATCH_LEVEL else {
-                pool.pageIn(block)
-                return
-            }
-            pageFaultAtRaisedIrql(address, access: readOrWrite, instruction: access.instruction,
-                                  "Paged pool at \(hex(address)), in block \(describe(block)), was \(verb)",
-                                  detail: accessSite())
+            specialPoolCode = nil
+            what = "Paged pool at \(hex(address)), in block \(describe(block)), was \(verb)"
+            why = " Driver Verifier's Force IRQL Checking pages all pageable memory out whenever the IRQL rises to "
+                + "DISPATCH_LEVEL or a spin lock is requested."
         }
+        guard let specialPoolCode, irql < DISPATCH_LEVEL else {
+            pageFaultAtRaisedIrql(address, access: readOrWrite, instruction: access.instruction, what, why + accessSite())
+        }
+        bugCheck(specialPoolCode, address, readOrWrite, access.instruction, 0, note: what + "." + why + accessSite())
     }
 
-    /// 0xD1 for pageable memory touched at DISPATCH_LEVEL or above (`access`: 0 read, 1 write,
-    /// 8 execute) after Force IRQL Checking paged it out.
+    /// 0xD1 for memory that faulted at DISPATCH_LEVEL or above (`access`: 0 read, 1 write,
+    /// 8 execute): "page faults cannot be serviced" there.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xd1--driver-irql-not-less-or-equal
     func pageFaultAtRaisedIrql(_ address: ULONG_PTR, access: ULONG_PTR, instruction: ULONG_PTR, _ what: String,
-                               detail: String = "") -> Never {
+                               _ why: String) -> Never {
         bugCheck(DRIVER_IRQL_NOT_LESS_OR_EQUAL, address, ULONG_PTR(irql), access, instruction,
-                 note: "\(what) at IRQL \(irql). Driver Verifier's Force IRQL Checking pages all pageable memory out "
-                    + "whenever the IRQL rises to DISPATCH_LEVEL or a spin lock is requested, and page faults "
-                    + "cannot be serviced at DISPATCH_LEVEL or above." + detail)
+                 note: "\(what) at IRQL \(irql), and page faults cannot be serviced at DISPATCH_LEVEL or above." + why)
     }
 
     /// A memory access has no call site of its own: the report's source line is the thread's last

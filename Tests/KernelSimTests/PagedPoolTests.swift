@@ -195,6 +195,29 @@ final class PagedPoolTests: XCTestCase {
         })
     }
 
+    /// Windows turns only faults below DISPATCH_LEVEL into Special Pool's codes: at DISPATCH_LEVEL
+    /// an overrun or a use after free is 0xD1 (WRK KeBugCheck2).
+    func testSpecialPoolFaultsAtDispatchAre0xD1() {
+        var targets: [ULONG_PTR] = []
+        let overrun = simulate {
+            let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 16, tag)!
+            targets.append(ULONG_PTR(bitPattern: p + 16))
+            underSpinLock { (p + 16).storeBytes(of: 1, as: UInt8.self) }
+        }
+        let useAfterFree = simulate {
+            let p = ExAllocatePool2(POOL_FLAG_NON_PAGED, 16, tag)!
+            targets.append(ULONG_PTR(bitPattern: p))
+            ExFreePoolWithTag(p, tag)
+            underSpinLock { _ = p.load(as: UInt8.self) }
+        }
+        for (m, (target, access)) in zip([overrun, useAfterFree], zip(targets, [1, 0] as [ULONG_PTR])) {
+            guard let b = bugCheck(of: m) else { continue }
+            XCTAssertEqual(b.code, DRIVER_IRQL_NOT_LESS_OR_EQUAL)
+            XCTAssertEqual(Array(b.parameters[0..<3]), [target, 2, access])
+            XCTAssertTrue(b.report.contains("Special Pool"), b.report)
+        }
+    }
+
     func testRtlMemoryRoutines() {
         var results: [SIZE_T] = []
         var bytes: [UInt8] = []
