@@ -16,8 +16,8 @@ learn: build
 test: build
 	$(SWIFT) test --disable-swift-testing
 
-# `swift build` (not only `swift test`) so the KernelSim and WorkbookRuntime shared libraries
-# that chapter programs link against exist.
+# `swift build` (not only `swift test`) so the shared library chapter programs link against
+# (libKernelSim.so: the simulator and the block runtime) exists.
 build: deps
 	$(SWIFT) build
 

@@ -136,6 +136,7 @@ extension Machine {
             var context = apc.pointee.NormalContext
             var argument1 = apc.pointee.SystemArgument1
             var argument2 = apc.pointee.SystemArgument2
+            recordEvent(.apc(address(apc), normal: !special))
             apc.pointee.KernelRoutine!(apc, &normalRoutine, &context, &argument1, &argument2)
             checkApcIrql(APC_LEVEL, uniqueValue: 0, apc)
             if !special, let normalRoutine {

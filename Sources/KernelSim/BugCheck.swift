@@ -27,6 +27,8 @@ public let TIMER_OR_DPC_INVALID: ULONG = 0xC7
 public let IRQL_UNEXPECTED_VALUE: ULONG = 0xC8
 public let DRIVER_IRQL_NOT_LESS_OR_EQUAL: ULONG = 0xD1
 public let DRIVER_PORTION_MUST_BE_NONPAGED: ULONG = 0xD3
+public let DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xD5
+public let DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: ULONG = 0xD6
 public let WORKER_THREAD_RETURNED_AT_BAD_IRQL: ULONG = 0xE1
 public let CLOCK_WATCHDOG_TIMEOUT: ULONG = 0x101
 public let DPC_WATCHDOG_TIMEOUT: ULONG = 0x102
@@ -152,6 +154,16 @@ let bugCheckTable: [BugCheckInfo] = [
                  parameters: ["Memory referenced", "IRQL at the time of the reference", "0 read, 1 write",
                               "Address that referenced memory"],
                  page: "bug-check-0xd3--driver-portion-must-be-nonpaged"),
+    BugCheckInfo(code: 0xD5, name: "DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL",
+                 summary: "A driver referenced memory it had freed; Driver Verifier's Special Pool caught it.",
+                 parameters: ["Memory address referenced", "0 = read, 1 = write", "Address that referenced memory",
+                              "Reserved"],
+                 page: "bug-check-0xd5--driver-page-fault-in-freed-special-pool"),
+    BugCheckInfo(code: 0xD6, name: "DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION",
+                 summary: "A driver accessed memory beyond the end of its pool allocation; Driver Verifier's Special Pool caught it.",
+                 parameters: ["Memory address referenced", "0 = read, 1 = write", "Address that referenced memory",
+                              "Reserved"],
+                 page: "bug-check-0xd6--driver-page-fault-beyond-end-of-allocation"),
     BugCheckInfo(code: 0xE1, name: "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
                  summary: "A work item returned at IRQL ≥ DISPATCH_LEVEL.",
                  parameters: ["Worker routine address", "IRQL the worker returned at", "Work item parameter",

@@ -34,7 +34,6 @@ public func PAGED_CODE(file: String = #filePath, line: Int = #line) {
     let m = enterKernel("PAGED_CODE", file, line)
     guard m.options.verifier, m.irql > APC_LEVEL else { return }
     let pageableCode: ULONG_PTR = 0xFFFF_F806_1000_0000 + ULONG_PTR(line)
-    m.bugCheck(DRIVER_IRQL_NOT_LESS_OR_EQUAL, pageableCode, ULONG_PTR(m.irql), 8, pageableCode,
-               note: "PAGED_CODE() ran at IRQL \(m.irql); Driver Verifier had paged this code out, "
-                + "and page faults cannot be serviced at DISPATCH_LEVEL or above.")
+    m.pageFaultAtRaisedIrql(pageableCode, access: 8, instruction: pageableCode, "PAGED_CODE() ran pageable code",
+                            " Driver Verifier's Force IRQL Checking pages pageable code out whenever the IRQL rises.")
 }

@@ -174,6 +174,7 @@ extension Machine {
                          note: "The DPC at \(hex(address(dpc))) was queued with a NULL DeferredRoutine; "
                             + "the processor jumped to address 0 at DISPATCH_LEVEL.")
             }
+            recordEvent(.dpc(address(dpc)))
             routine(dpc, k.DeferredContext, k.SystemArgument1, k.SystemArgument2)
             if irql != DISPATCH_LEVEL {
                 // Windows only ASSERTs here (WRK KiRetireDpcList, ReactOS dpc.c); the simulator

@@ -66,7 +66,7 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     }
     activeMachine = nil
     lastTrace = m.events.trace
-    m.pool.releaseFreed()
+    m.pool.release()
     return m
 }
 

@@ -206,6 +206,7 @@ extension Machine {
         for interrupt in interrupts.connected where interrupt.pointee.Vector == asserted.pointee.Vector {
             let i = interrupt.pointee
             acquireSpinLock(i.ActualLock!)
+            recordEvent(.interrupt(address(interrupt), irql: irqlOfVector))
             let claimed = i.ServiceRoutine!(interrupt, i.ServiceContext)
             if irql != irqlOfVector {
                 // UniqueValue 3: P2 the ServiceRoutine (0: closures have no address), P3 the KINTERRUPT.

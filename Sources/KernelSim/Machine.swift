@@ -73,13 +73,15 @@ final class Machine: @unchecked Sendable {
     var currentProcessor: Processor { current.processor! }
 
     /// The IRQL of the processor the current thread runs on (the CR8 register on x64). Every
-    /// lowering goes through here, so this is where interrupts, DPCs and APCs it unmasks run.
+    /// lowering goes through here, so this is where interrupts, DPCs and APCs it unmasks run; every
+    /// raise too, so this is where Driver Verifier pages pageable pool out.
     var irql: KIRQL {
         get { currentProcessor.irql }
         set {
             let p = currentProcessor
             let old = p.irql
             if old < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { p.raisedSince = clock }
+            if newValue > old && newValue >= DISPATCH_LEVEL { pool.trim() }  // Force IRQL Checking
             if old != newValue { recordEvent(.irql(from: old, to: newValue)) }
             p.irql = newValue
             if newValue < old { deliverPendingWork() }

@@ -1,6 +1,7 @@
 // Pool allocations: zeroed memory tracked by address, with the documented IRQL, tag and
-// double-free checks. Freed blocks stay reserved until the machine ends, so a double free is
-// always recognised instead of hitting a reused address.
+// double-free checks. Every block gets pages of its own (PoolMemory.swift), so the simulator can
+// page paged pool out and fault on touches the way the MMU does. Freed blocks stay reserved until
+// the machine ends, so a double free is always recognised instead of hitting a reused address.
 import Glibc
 
 public typealias POOL_FLAGS = ULONG64
@@ -18,26 +19,12 @@ let NonPagedPool: ULONG_PTR = 0
 let PagedPool: ULONG_PTR = 1
 let NonPagedPoolNx: ULONG_PTR = 0x200
 
-struct PoolBlock {
-    let poolType: ULONG_PTR
-    let tag: ULONG
-    var freed = false
-    var paged: Bool { poolType == PagedPool }
-}
-
-struct PoolState {
-    var blocks: [UnsafeMutableRawPointer: PoolBlock] = [:]
-
-    /// Returns freed blocks to the C heap; live (leaked) blocks stay valid for the caller.
-    mutating func releaseFreed() {
-        for (address, block) in blocks where block.freed { free(address) }
-        blocks = blocks.filter { !$0.value.freed }
-    }
-}
-
 /// Allocates `NumberOfBytes` of zeroed pool. Exactly one of POOL_FLAG_PAGED, POOL_FLAG_NON_PAGED
 /// and POOL_FLAG_NON_PAGED_EXECUTE must be given; paged pool needs IRQL ≤ APC_LEVEL, nonpaged
-/// pool IRQL ≤ DISPATCH_LEVEL. Returns nil for an invalid flag combination.
+/// pool IRQL ≤ DISPATCH_LEVEL. Returns nil for an invalid flag combination, or when no memory is left.
+///
+/// Paged pool can be paged out: touch it only at IRQL ≤ APC_LEVEL. Under Driver Verifier every
+/// allocation comes from Special Pool, ending right before a no-access page.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-exallocatepool2
 public func ExAllocatePool2(_ Flags: POOL_FLAGS, _ NumberOfBytes: SIZE_T, _ Tag: ULONG,
                             file: String = #filePath, line: Int = #line) -> PVOID {
@@ -58,9 +45,7 @@ public func ExAllocatePool2(_ Flags: POOL_FLAGS, _ NumberOfBytes: SIZE_T, _ Tag:
     if NumberOfBytes == 0 { m.bugCheck(BAD_POOL_CALLER, 0x00, 0, poolType, ULONG_PTR(Tag)) }
     if badIrql { m.bugCheck(BAD_POOL_CALLER, 0x08, irql, poolType, NumberOfBytes) }
     if Tag == 0 { m.bugCheck(BAD_POOL_CALLER, 0x9B, poolType, NumberOfBytes, 0) }
-    let block = calloc(Int(NumberOfBytes), 1)!
-    m.pool.blocks[block] = PoolBlock(poolType: poolType, tag: Tag)
-    return block
+    return m.pool.allocate(Int(NumberOfBytes), poolType: poolType, tag: Tag, verifier: m.options.verifier)
 }
 
 /// Frees pool allocated with tag `Tag`; a different tag is bug check 0xC2/0x0A.
@@ -92,6 +77,6 @@ extension Machine {
         if tag != 0 && tag != block.tag {
             bugCheck(BAD_POOL_CALLER, 0x0A, address(p), ULONG_PTR(block.tag), ULONG_PTR(tag))
         }
-        pool.blocks[p]?.freed = true
+        pool.free(block)
     }
 }

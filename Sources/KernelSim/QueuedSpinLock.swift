@@ -101,6 +101,7 @@ extension Machine {
             setBits(entry, LOCK_QUEUE_OWNER)
         }
         spinLockOwners[lock] = current
+        pool.trim()  // Force IRQL Checking trims on every spin lock acquisition, even at DISPATCH_LEVEL
     }
 
     /// KxReleaseQueuedSpinLock: give up ownership; if nobody is queued behind us, swing the lock

@@ -108,6 +108,7 @@ extension Machine {
     }
 
     fileprivate func takeSpinLock(_ lock: PKSPIN_LOCK) {
+        pool.trim()  // Force IRQL Checking trims on every spin lock acquisition, even at DISPATCH_LEVEL
         lock.pointee = 1
         spinLockOwners[lock] = current
         lockAcquired(KsLock(.spinLock, address(lock)))

@@ -15,8 +15,17 @@ public enum KsEventKind: Hashable, Sendable {
     case release(KsLock)
     /// The event's thread started waiting on the dispatcher object at `object` (0: a delay).
     case wait(object: ULONG_PTR)
+    /// The event's thread started waiting for thread `thread` to end (named by ID rather than by
+    /// its KTHREAD's address, which differs from run to run, so equal seeds give equal traces).
+    case waitForThread(Int)
     /// The event's thread made thread `thread` ready, ending its wait with `status`.
     case wake(thread: Int, status: NTSTATUS)
+    /// The event's processor ran the DPC at `dpc` at DISPATCH_LEVEL (in the event's thread).
+    case dpc(ULONG_PTR)
+    /// The event's thread ran the kernel APC at `apc` (`normal`: its normal routine too).
+    case apc(ULONG_PTR, normal: Bool)
+    /// The event's processor ran the ISR of the KINTERRUPT at `interrupt` at DIRQL `irql`.
+    case interrupt(ULONG_PTR, irql: KIRQL)
     case bugCheck(code: ULONG)
     case deadlock
 }
@@ -57,7 +66,11 @@ public struct KsEvent: Hashable, Sendable, CustomStringConvertible {
         case .acquire(let lock): return "acquires \(lock)"
         case .release(let lock): return "releases \(lock)"
         case .wait(let object): return object == 0 ? "sleeps" : "waits on \(hex(object))"
+        case .waitForThread(let thread): return "waits for thread \(thread) to end"
         case .wake(let thread, let status): return "wakes thread \(thread) (status 0x\(String(UInt32(bitPattern: status), radix: 16)))"
+        case .dpc(let dpc): return "runs DPC \(hex(dpc))"
+        case .apc(let apc, let normal): return "runs kernel APC \(hex(apc))" + (normal ? " and its normal routine" : "")
+        case .interrupt(let interrupt, let irql): return "runs the ISR of \(hex(interrupt)) at IRQL \(irql)"
         case .bugCheck(let code): return "bug check 0x\(String(code, radix: 16, uppercase: true))"
         case .deadlock: return "deadlock"
         }

@@ -109,6 +109,7 @@ extension Machine {
             t.waitBlockList = blocks
             t.waitBlockCount = objects.count
             t.waitObject = objects[0]
+            recordEvent(thread(for: objects[0]).map { .waitForThread($0.id) } ?? .wait(object: address(objects[0])))
             sleep(until: deadline)
         } while kernelApcInterruptedWait()
         return t.waitStatus

@@ -68,13 +68,15 @@ final class TraceTests: XCTestCase {
         XCTAssertTrue(zip(events, events.dropFirst()).allSatisfy { $0.time <= $1.time && $0.step <= $1.step })
     }
 
-    /// The trace with lock addresses left out: each run allocates its counter (and lock) afresh.
+    /// The trace with lock and wait-object addresses left out: each run allocates its counter (and
+    /// lock) afresh.
     private func shape(_ trace: KsTrace) -> [String] {
         trace.events.map { e in
             var e = e
             switch e.kind {
             case .acquire(let lock): e.kind = .acquire(KsLock(lock.kind, 0))
             case .release(let lock): e.kind = .release(KsLock(lock.kind, 0))
+            case .wait: e.kind = .wait(object: 1)
             default: break
             }
             return e.description
@@ -119,5 +121,62 @@ final class TraceTests: XCTestCase {
         _ = KsRunMachine { KeBugCheckEx(0xD1, 1, 2, 3, 4) }
         XCTAssertEqual(KsLastTrace().events.last?.kind, .bugCheck(code: 0xD1))
         XCTAssertEqual(KsLastTrace().events.last?.routine, "KeBugCheckEx")
+    }
+}
+
+/// The trace records DPCs, APCs, interrupts and waits, each on the processor and thread it ran in.
+final class DeferredWorkTraceTests: XCTestCase {
+    func testDpcApcInterruptAndWaitEventsAreRecorded() {
+        var dpc = KDPC()
+        var event = KEVENT()
+        var recording: RecordingApc?
+        var device: Device?
+        let m = simulate(processors: 1) {
+            KeInitializeEvent(&event, NotificationEvent, FALSE)
+            KeInitializeDpc(&dpc, { _, _, _, _ in KeSetEvent(&event, IO_NO_INCREMENT, FALSE) }, nil)
+            device = Device(vector: 0x51, irql: 5, mask: 0b1)
+            device!.body = { KeInsertQueueDpc(&dpc, nil, nil) }
+            recording = RecordingApc("a", for: KeGetCurrentThread(), normal: false)
+            var old: KIRQL = 0
+            KeRaiseIrql(APC_LEVEL, &old)
+            recording!.insert()       // delivered when the IRQL drops below APC_LEVEL
+            KeLowerIrql(old)
+            KsAssertInterrupt(device!.interrupt!)
+            var zero = LARGE_INTEGER()
+            KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, &zero)
+        }
+        assertCompleted(m)
+        let events = m.events.trace.events
+        let apcAddress = withUnsafeMutablePointer(to: &recording!.apc) { addressOf($0) }
+        let kinds = events.map(\.kind).filter {
+            switch $0 {
+            case .dpc, .apc, .interrupt, .wait: return true
+            default: return false
+            }
+        }
+        XCTAssertEqual(kinds, [
+            .apc(apcAddress, normal: false),
+            .interrupt(ULONG_PTR(bitPattern: device!.interrupt!), irql: 5),
+            .dpc(addressOf(&dpc)),
+        ], "a satisfied zero-timeout wait does not block, so it records no wait")
+        XCTAssertTrue(events.filter { if case .dpc = $0.kind { return true } else { return false } }
+            .allSatisfy { $0.processor == 0 && $0.thread == 1 })
+    }
+
+    func testABlockingWaitIsRecordedWithItsObject() {
+        var event = KEVENT()
+        let m = simulate {
+            KeInitializeEvent(&event, NotificationEvent, FALSE)
+            let h = startThread {
+                waitUntil { waiters(&event).count == 1 }  // thread 1 is blocked on it
+                KeSetEvent(&event, IO_NO_INCREMENT, FALSE)
+            }
+            KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, nil)
+            join(h)
+        }
+        assertCompleted(m)
+        let waits = m.events.trace.events.filter { $0.kind == .wait(object: addressOf(&event)) }
+        XCTAssertEqual(waits.map(\.thread), [1])
+        XCTAssertEqual(waits.map(\.routine), ["KeWaitForSingleObject"])
     }
 }

@@ -4,6 +4,8 @@ import Foundation
 public struct BlockRunner: Sendable {
     /// Bytes of stdout plus stderr a block may print before it is stopped.
     public var outputLimit: Int = 1 << 20
+    /// Processors handed to block processes, one each, for as long as they run.
+    let processors = ProcessorSlots(count: ProcessInfo.processInfo.activeProcessorCount)
 
     public init(outputLimit: Int = 1 << 20) { self.outputLimit = outputLimit }
 
@@ -18,6 +20,11 @@ public struct BlockRunner: Sendable {
         environment["WORKBOOK_NONCE"] = nonce
         // A compact crash report on stderr, naming the chapter line of the trap (the program has -g).
         environment["SWIFT_BACKTRACE"] = "enable=yes,interactive=no,color=no,registers=none,images=none,threads=crashed"
+        // KernelSim pins a machine's threads to one processor (hand-offs between threads are several
+        // times cheaper there); blocks running side by side each get a processor of their own.
+        let processor = processors.take()
+        defer { processor.map(processors.give) }
+        if let processor { environment["KERNELSIM_CPU"] = String(processor) }
         let child = ChildProcess(executable: program, arguments: ["--block", String(block.index)],
                                  environment: environment, timeLimit: block.options.timeoutSeconds,
                                  outputLimit: outputLimit)
@@ -136,6 +143,27 @@ public struct BlockRunner: Sendable {
         case SIGKILL: return "SIGKILL"
         default: return "signal \(signal)"
         }
+    }
+}
+
+/// The processors not yet handed to a running block.
+final class ProcessorSlots: @unchecked Sendable {
+    private var free: [Int]
+    private let lock = NSLock()
+
+    init(count: Int) { free = Array((0..<max(count, 1)).reversed()) }
+
+    /// A free processor, or nil when every one is taken (KernelSim then pins where it starts).
+    func take() -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        return free.popLast()
+    }
+
+    func give(_ processor: Int) {
+        lock.lock()
+        free.append(processor)
+        lock.unlock()
     }
 }
 
