@@ -151,6 +151,11 @@ extension Machine {
     /// Everything the current processor's IRQL (and its thread's APC state) now lets in, highest
     /// IRQL first: interrupts, then DPCs, then the thread's kernel APCs.
     func deliverPendingWork() {
+        // Almost every scheduling point and IRQL drop has nothing to deliver: say so at once
+        // rather than let each of the three find out.
+        guard !interrupts.pending.isEmpty || !currentProcessor.dpc.queue.isEmpty || !current.apc.queue.isEmpty else {
+            return
+        }
         deliverInterrupts()
         retireDpcs()
         deliverApcs()

@@ -188,7 +188,6 @@ extension Machine {
 
     /// Services the pending interrupts the current processor's IRQL lets in, highest IRQL first.
     func deliverInterrupts() {
-        guard !interrupts.pending.isEmpty else { return }
         let p = currentProcessor
         while let next = interrupts.pending.indices.filter({ deliverable(interrupts.pending[$0], on: p) })
             .max(by: { interrupts.pending[$0].interrupt.pointee.Irql < interrupts.pending[$1].interrupt.pointee.Irql }) {

@@ -42,6 +42,7 @@ final class SimThread {
         self.id = id
         self.origin = origin
         self.body = body
+        calls.reserveCapacity(2 * Self.recentCallLimit)
         kthread = .allocate(capacity: 1)
         kthread.initialize(to: KTHREAD())
         kthread.pointee.Header.Type = ThreadObject
