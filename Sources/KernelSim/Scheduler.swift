@@ -292,11 +292,12 @@ extension Machine {
         return chosen
     }
 
-    /// Makes `t` choice number `count`, overwriting the previous step's choices in place: emptying
-    /// the array at every step cost more than the rest of the decision.
+    /// Makes `t` choice number `count`, overwriting the previous step's choices in place (emptying
+    /// the array at every step cost more than the rest of the decision), and only where they
+    /// differ: most steps offer the same threads as the one before.
     private func offer(_ t: SimThread, as count: inout Int) {
         if count < choices.count {
-            choices[count] = t
+            if choices[count] !== t { choices[count] = t }
         } else {
             choices.append(t)
         }
