@@ -36,27 +36,27 @@ enum Dependencies {
         return result
     }
 
-    /// Identifier-like words and runs of operator characters.
+    /// Identifier-like words and runs of operator characters. Works on UTF-8 bytes (any non-ASCII
+    /// byte counts as a letter): it runs over every block on every check.
     static func words(_ code: String) -> Set<String> {
         var result: Set<String> = []
-        var current = ""
+        var utf8 = Array(code.utf8)
+        utf8.append(0x20)  // a separator flushes the last word
+        var start = 0
         var currentIsWord = false
-        func flush() {
-            if !current.isEmpty { result.insert(current) }
-            current = ""
-        }
-        for character in code {
-            let isWord = character.isLetter || character.isNumber || character == "_"
-            let isOperator = "/=-+!*%<>&|^~?.".contains(character)
-            if isWord || isOperator {
-                if !current.isEmpty && isWord != currentIsWord { flush() }
-                current.append(character)
+        for (i, byte) in utf8.enumerated() {
+            let isWord = byte >= 0x80 || byte == UInt8(ascii: "_") || (0x30...0x39).contains(byte)
+                || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+            let isOperator = operatorBytes.contains(byte)
+            let continues = i > start && (isWord || isOperator) && isWord == currentIsWord
+            if !continues {
+                if i > start { result.insert(String(decoding: utf8[start..<i], as: UTF8.self)) }
+                start = isWord || isOperator ? i : i + 1
                 currentIsWord = isWord
-            } else {
-                flush()
             }
         }
-        flush()
         return result
     }
+
+    private static let operatorBytes = Set("/=-+!*%<>&|^~?.".utf8)
 }
