@@ -61,8 +61,9 @@ public struct ChapterChecker: Sendable {
             if case .ignore = $0.expectation { return false }
             return true
         }
-        var splits: [Int: ProgramGenerator.SplitCode] = [:]
-        for block in compiled { splits[block.index] = cache?.split(block.code) ?? ProgramGenerator.split(block.code) }
+        // Parsing is the costliest step before the compile, and blocks parse independently.
+        let parsed = parallelMap(compiled) { cache?.split($0.code) ?? ProgramGenerator.split($0.code) }
+        let splits = Dictionary(uniqueKeysWithValues: zip(compiled.map(\.index), parsed))
         let shared = compiled.filter {
             if case .compileFail = $0.expectation { return false }
             return true
