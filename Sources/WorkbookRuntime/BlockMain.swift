@@ -49,18 +49,29 @@ private func run(_ block: WorkbookBlock) -> (KsOutcome, ExplorationSummary?) {
 }
 
 /// The entry point of every generated chapter program: `program --block N` runs block N in a fresh
-/// simulated machine and writes its outcome to the file named by `WORKBOOK_RESULT_FILE`.
+/// simulated machine and writes its outcome to the file named by `WORKBOOK_RESULT_FILE`;
+/// `program --serve` runs blocks on request in forked processes (see `serve`).
 ///
 /// The record is the completion handshake: it carries the nonce the runner put in
 /// `WORKBOOK_NONCE`, and it is written only after the machine stopped, so a block that calls
 /// `exit(0)` early or traps leaves no record and can never count as a pass.
 public func workbookMain(_ blocks: [Int: WorkbookBlock]) -> Never {
     let arguments = CommandLine.arguments
-    guard arguments.count == 3, arguments[1] == "--block", let index = Int(arguments[2]),
-          let block = blocks[index] else {
-        writeError("usage: \(arguments.first ?? "program") --block N  (N one of \(blocks.keys.sorted()))\n")
-        exit(64)
+    if arguments.count == 2, arguments[1] == "--serve" { serve(blocks) }
+    guard arguments.count == 3, arguments[1] == "--block", let index = Int(arguments[2]) else {
+        usage(blocks)
     }
+    runBlock(index, of: blocks)
+}
+
+private func usage(_ blocks: [Int: WorkbookBlock]) -> Never {
+    writeError("usage: \(CommandLine.arguments.first ?? "program") --block N | --serve  (N one of \(blocks.keys.sorted()))\n")
+    exit(64)
+}
+
+/// Runs block `index` and hands in its record; all that `--block N` does, and a served block's child.
+private func runBlock(_ index: Int, of blocks: [Int: WorkbookBlock]) -> Never {
+    guard let block = blocks[index] else { usage(blocks) }
     let (outcome, exploration) = run(block)
     fflush(nil)
     let record = ResultRecord(nonce: environment("WORKBOOK_NONCE") ?? "", outcome: outcome,
@@ -78,6 +89,130 @@ public func workbookMain(_ blocks: [Int: WorkbookBlock]) -> Never {
     // _exit: parked simulated threads and atexit handlers must not get a say after the handshake.
     fflush(nil)
     _exit(0)
+}
+
+/// `--serve`: the fork server. Start-up of a Swift program (loading its runtime) costs several
+/// times a block's own work, so the program starts once and forks a process per block.
+///
+/// Each request on stdin is one line, `run INDEX CPU NONCE RESULT-FILE STDOUT STDERR`, its fields
+/// separated by single spaces and percent-encoded (`ServeRequest`); CPU -1 leaves `KERNELSIM_CPU`
+/// as inherited. The server answers `pid P` once the child exists (the leader of its own process
+/// group, so the runner can kill the group), then `status S`, the child's raw wait status. EOF
+/// ends the server; a malformed request or a failed fork ends it too, and the runner then spawns.
+///
+/// Forking is safe because the server never leaves this function's single thread: no simulated
+/// machine runs here, and KernelSim reads `KERNELSIM_CPU` once per process, in the child.
+private func serve(_ blocks: [Int: WorkbookBlock]) -> Never {
+    var requests = LineReader(descriptor: STDIN_FILENO)
+    while let line = requests.next() {
+        guard let request = ServeRequest(line) else { exit(65) }
+        let child = fork()
+        if child < 0 { exit(71) }
+        if child == 0 { runServed(request, of: blocks) }
+        // Both sides set the group, so it exists before the runner can signal it.
+        setpgid(child, child)
+        guard reply("pid \(child)\n") else { exit(0) }
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) == -1 && errno == EINTR {}
+        guard reply("status \(status)\n") else { exit(0) }
+    }
+    exit(0)
+}
+
+/// In the forked child: the process `--block N` would have been, then the block.
+private func runServed(_ request: ServeRequest, of blocks: [Int: WorkbookBlock]) -> Never {
+    setpgid(0, 0)
+    // Dispositions stay as the runtime installed them at start-up (the server changes none, and
+    // Swift's crash backtracer lives there); the mask is emptied as posix_spawn did.
+    var noSignals = sigset_t()
+    sigemptyset(&noSignals)
+    sigprocmask(SIG_SETMASK, &noSignals, nil)
+    for (descriptor, path, flags) in [(STDIN_FILENO, "/dev/null", O_RDONLY),
+                                      (STDOUT_FILENO, request.stdout, O_WRONLY | O_CREAT | O_TRUNC),
+                                      (STDERR_FILENO, request.stderr, O_WRONLY | O_CREAT | O_TRUNC)] {
+        let opened = open(path, flags | O_CLOEXEC, 0o600)
+        guard opened >= 0, dup2(opened, descriptor) >= 0 else { _exit(70) }
+        close(opened)
+    }
+    setenv("WORKBOOK_RESULT_FILE", request.resultFile, 1)
+    setenv("WORKBOOK_NONCE", request.nonce, 1)
+    if request.processor >= 0 { setenv("KERNELSIM_CPU", String(request.processor), 1) }
+    runBlock(request.index, of: blocks)
+}
+
+/// Writes all of `text` to stdout; false once the runner is gone.
+private func reply(_ text: String) -> Bool {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { return false }
+        bytes = bytes.dropFirst(written)
+    }
+    return true
+}
+
+/// One `--serve` request line.
+struct ServeRequest {
+    var index: Int
+    var processor: Int
+    var nonce: String
+    var resultFile: String
+    var stdout: String
+    var stderr: String
+
+    init?(_ line: [UInt8]) {
+        let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        guard fields.count == 7, fields[0].elementsEqual("run".utf8),
+              let decoded = Optional(fields.dropFirst().map(percentDecoded)), !decoded.contains(where: { $0 == nil }),
+              let index = Int(decoded[0]!), let processor = Int(decoded[1]!) else { return nil }
+        (self.index, self.processor) = (index, processor)
+        (nonce, resultFile, stdout, stderr) = (decoded[2]!, decoded[3]!, decoded[4]!, decoded[5]!)
+    }
+}
+
+/// `%XX` escapes decoded; nil for a malformed escape or text that is not UTF-8.
+private func percentDecoded(_ field: ArraySlice<UInt8>) -> String? {
+    var bytes: [UInt8] = []
+    var position = field.startIndex
+    while position < field.endIndex {
+        if field[position] == UInt8(ascii: "%") {
+            guard position + 2 < field.endIndex,
+                  let byte = UInt8(String(decoding: field[(position + 1)...(position + 2)], as: UTF8.self), radix: 16)
+            else { return nil }
+            bytes.append(byte)
+            position += 3
+        } else {
+            bytes.append(field[position])
+            position += 1
+        }
+    }
+    return String(validating: bytes, as: UTF8.self)
+}
+
+/// Lines read from a descriptor with `read` alone: stdio would buffer requests ahead, and a
+/// forked child would inherit that buffer.
+struct LineReader {
+    let descriptor: Int32
+    private var buffer: [UInt8] = []
+
+    init(descriptor: Int32) { self.descriptor = descriptor }
+
+    /// The next line without its newline; nil at EOF (an unterminated last line is dropped).
+    mutating func next() -> [UInt8]? {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { return nil }
+            buffer += chunk[..<count]
+        }
+    }
 }
 
 private func writeError(_ text: String) {

@@ -6,32 +6,22 @@ public struct BlockRunner: Sendable {
     public var outputLimit: Int = 1 << 20
     /// Processors handed to block processes, one each, for as long as they run.
     let processors = ProcessorSlots(count: ProcessInfo.processInfo.activeProcessorCount)
+    /// Block processes are forked by a server per program and worker; `stopServers` ends them.
+    let servers = BlockServers()
 
     public init(outputLimit: Int = 1 << 20) { self.outputLimit = outputLimit }
 
     /// The result of running `block` from `program`.
     func run(_ block: Block, of program: String, chapter: String) -> BlockResult {
-        let resultFile = FileManager.default.temporaryDirectory
-            .appendingPathComponent("workbook-result-\(UUID().uuidString).json").path
-        defer { try? FileManager.default.removeItem(atPath: resultFile) }
-        let nonce = UUID().uuidString
-        var environment = ProcessInfo.processInfo.environment
-        environment["WORKBOOK_RESULT_FILE"] = resultFile
-        environment["WORKBOOK_NONCE"] = nonce
-        // A compact crash report on stderr, naming the chapter line of the trap (the program has -g).
-        environment["SWIFT_BACKTRACE"] = "enable=yes,interactive=no,color=no,registers=none,images=none,threads=crashed"
         // KernelSim pins a machine's threads to one processor (hand-offs between threads are several
         // times cheaper there); blocks running side by side each get a processor of their own.
         let processor = processors.take()
         defer { processor.map(processors.give) }
-        if let processor { environment["KERNELSIM_CPU"] = String(processor) }
-        let child = ChildProcess(executable: program, arguments: ["--block", String(block.index)],
-                                 environment: environment, timeLimit: block.options.timeoutSeconds,
-                                 outputLimit: outputLimit)
         var result = BlockResult(chapter: chapter, block: block, status: .failed)
         let outcome: ChildProcess.Outcome
+        let record: HandshakeRecord?
         do {
-            outcome = try child.run()
+            (outcome, record) = try execute(block, of: program, processor: processor)
         } catch {
             result.message = "could not run the block: \(error)"
             return result
@@ -39,9 +29,52 @@ public struct BlockRunner: Sendable {
         result.duration = outcome.duration
         result.stdout = outcome.stdout
         result.stderr = outcome.stderr
-        let record = HandshakeRecord.read(resultFile, nonce: nonce)
         judge(&result, ending: outcome.ending, record: record)
         return result
+    }
+
+    /// Ends the servers of `program` once its blocks have run.
+    func stopServers(of program: String) { servers.stop(program) }
+
+    /// Runs the block on a server of the program; when the server is lost, spawns the program for it.
+    private func execute(_ block: Block, of program: String, processor: Int?) throws -> (ChildProcess.Outcome, HandshakeRecord?) {
+        var environment = ProcessInfo.processInfo.environment
+        // A compact crash report on stderr, naming the chapter line of the trap (the program has -g).
+        environment["SWIFT_BACKTRACE"] = "enable=yes,interactive=no,color=no,registers=none,images=none,threads=crashed"
+        if let server = servers.take(program, environment: environment) {
+            do {
+                let ran = try execute(block, of: program, processor: processor, environment: environment, on: server)
+                servers.give(server)
+                return ran
+            } catch is ServerLost {
+                server.stop()
+            }
+        }
+        return try execute(block, of: program, processor: processor, environment: environment, on: nil)
+    }
+
+    /// One run of the block, with a fresh result file and nonce: a lost server's child may have
+    /// written its record before it was killed.
+    private func execute(_ block: Block, of program: String, processor: Int?, environment: [String: String],
+                     on server: BlockServer?) throws -> (ChildProcess.Outcome, HandshakeRecord?) {
+        let resultFile = FileManager.default.temporaryDirectory
+            .appendingPathComponent("workbook-result-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: resultFile) }
+        let nonce = UUID().uuidString
+        var environment = environment
+        environment["WORKBOOK_RESULT_FILE"] = resultFile
+        environment["WORKBOOK_NONCE"] = nonce
+        if let processor { environment["KERNELSIM_CPU"] = String(processor) }
+        let child = ChildProcess(executable: program, arguments: ["--block", String(block.index)],
+                                 environment: environment, timeLimit: block.options.timeoutSeconds,
+                                 outputLimit: outputLimit)
+        let outcome = try server.map { server in
+            try child.supervise {
+                try server.start(block: block.index, processor: processor, nonce: nonce, resultFile: resultFile,
+                                 stdout: $0, stderr: $1, timeLimit: child.timeLimit)
+            }
+        } ?? child.run()
+        return (outcome, HandshakeRecord.read(resultFile, nonce: nonce))
     }
 
     private func judge(_ result: inout BlockResult, ending: ChildProcess.Ending, record: HandshakeRecord?) {

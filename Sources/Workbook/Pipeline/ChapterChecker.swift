@@ -173,8 +173,7 @@ public struct ChapterChecker: Sendable {
             results[block.index] = BlockResult(chapter: build.chapter.path, block: block, status: .passed,
                                                message: "compiled (not run)")
         }
-        let executable = "\(build.folder)/program"
-        let ran = parallelMap(blocks.filter(\.runs)) { runner.run($0, of: executable, chapter: build.chapter.path) }
+        let ran = run(blocks.filter(\.runs), of: "\(build.folder)/program", build)
         for result in ran { results[result.block.index] = result }
         rerunTrapsWithDebugInfo(ran, source: source, build, into: &results)
     }
@@ -204,7 +203,13 @@ public struct ChapterChecker: Sendable {
         guard block.runs else {
             return BlockResult(chapter: build.chapter.path, block: block, status: .passed, message: "compiled (not run)")
         }
-        return runner.run(block, of: "\(folder)/program", chapter: build.chapter.path)
+        return run([block], of: "\(folder)/program", build)[0]
+    }
+
+    /// Runs `blocks` of `executable` in parallel, then ends the program's block servers.
+    private func run(_ blocks: [Block], of executable: String, _ build: ChapterBuild) -> [BlockResult] {
+        defer { runner.stopServers(of: executable) }
+        return parallelMap(blocks) { runner.run($0, of: executable, chapter: build.chapter.path) }
     }
 
     /// Debug info costs about a fifth of every compile and only matters when a block traps (the
@@ -219,7 +224,7 @@ public struct ChapterChecker: Sendable {
                                                   in: "\(build.folder)/debug", executable: debugExecutable,
                                                   debugInfo: true),
               outcome.succeeded else { return }
-        for result in parallelMap(trapped, { runner.run($0, of: debugExecutable, chapter: build.chapter.path) }) {
+        for result in run(trapped, of: debugExecutable, build) {
             results[result.block.index] = result
         }
     }
