@@ -230,6 +230,9 @@ let verifierSubcodes: [ULONG_PTR: SubcodeInfo] = [
                        parameters: ["Current IRQL", "Object waited on", "Address of Timeout (0 = NULL)"]),
     0x122: SubcodeInfo(summary: "Wait at DISPATCH_LEVEL with a nonzero Timeout",
                        parameters: ["Current IRQL", "Object waited on", "Address of Timeout"]),
+    0x1000: SubcodeInfo(summary: "Deadlock Detection: self-deadlock, the current thread has tried to recursively "
+                            + "acquire a resource",
+                        parameters: ["Address of the resource", "Reserved", "Reserved"]),
     0x1001: SubcodeInfo(summary: "Deadlock Detection: the current thread is trying to acquire a resource that "
                             + "would cause a deadlock (a lock hierarchy violation; use !deadlock)",
                         parameters: ["Address of the resource that was the final cause of the deadlock", "Reserved", "Reserved"]),
@@ -240,6 +243,9 @@ let verifierSubcodes: [ULONG_PTR: SubcodeInfo] = [
     0x1007: SubcodeInfo(summary: "Lock released before it was acquired", parameters: ["Lock address", "Reserved", "Reserved"]),
     0x1008: SubcodeInfo(summary: "Lock acquired with an API that does not match its type (ordinary vs in-stack queued spin lock)",
                         parameters: ["Lock address", "Reserved", "Reserved"]),
+    0x100A: SubcodeInfo(summary: "Deadlock Detection: the terminated thread owns the lock",
+                        parameters: ["Owner thread address", "Driver Verifier internal data (here: the lock's address)",
+                                     "Not documented"]),
     0x2_000F: SubcodeInfo(summary: "DDI compliance rule IrqlKeApcLte1: KeXxxGuardedMutex and KeDelayExecutionThread need IRQL <= APC_LEVEL",
                           parameters: ["Rule description (not provided)", "Reserved", "Reserved"]),
     0x2_0010: SubcodeInfo(summary: "DDI compliance rule IrqlKeApcLte2: KeEnter/LeaveGuardedRegion need IRQL <= APC_LEVEL",

@@ -43,7 +43,7 @@ public func ExAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePat
     // A plain CR8 write: on a free build an acquire at DISPATCH_LEVEL lowers to APC_LEVEL (kmtest item 3).
     let old = m.irql
     m.irql = APC_LEVEL
-    m.acquireFastMutex(FastMutex)
+    m.acquireFastMutex(FastMutex, as: .fastMutex)
     FastMutex.pointee.OldIrql = ULONG(old)
 }
 
@@ -55,7 +55,7 @@ public func ExTryToAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #fi
     m.registerFastMutex(FastMutex)
     let old = m.irql
     m.irql = APC_LEVEL
-    guard m.tryToAcquireFastMutex(FastMutex) else {
+    guard m.tryToAcquireFastMutex(FastMutex, as: .fastMutex) else {
         m.irql = old
         return FALSE
     }
@@ -74,7 +74,7 @@ public func ExReleaseFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePat
                    ULONG_PTR(m.current.kthread.pointee.CombinedApcDisable), address(FastMutex))
     }
     let old = KIRQL(truncatingIfNeeded: FastMutex.pointee.OldIrql)
-    m.releaseFastMutex(FastMutex)
+    m.releaseFastMutex(FastMutex, as: .fastMutex)
     m.irql = old
 }
 
@@ -84,7 +84,7 @@ public func ExAcquireFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #f
     let m = enterKernel("ExAcquireFastMutexUnsafe", file, line)
     m.registerFastMutex(FastMutex)
     m.checkUnsafeContext(FastMutex, subcode: 0x39)
-    m.acquireFastMutex(FastMutex)
+    m.acquireFastMutex(FastMutex, as: .fastMutex)
 }
 
 /// Releases a mutex taken with ExAcquireFastMutexUnsafe, without changing the IRQL.
@@ -93,11 +93,12 @@ public func ExReleaseFastMutexUnsafe(_ FastMutex: PFAST_MUTEX, file: String = #f
     let m = enterKernel("ExReleaseFastMutexUnsafe", file, line)
     m.registerFastMutex(FastMutex)
     m.checkUnsafeContext(FastMutex, subcode: 0x3A)
-    m.releaseFastMutex(FastMutex)
+    m.releaseFastMutex(FastMutex, as: .fastMutex)
 }
 
-/// The fast mutex as Driver Verifier's deadlock detection tracks it (LockOrder.swift).
-private func lockOf(_ mutex: PFAST_MUTEX) -> KsLock { KsLock(.fastMutex, address(mutex)) }
+/// The mutex as Driver Verifier's deadlock detection tracks it (LockOrder.swift): a fast or a
+/// guarded mutex, whichever routine family the caller used.
+private func lockOf(_ mutex: PFAST_MUTEX, _ kind: KsLockKind) -> KsLock { KsLock(kind, address(mutex)) }
 
 /// The fast mutex's embedded event.
 func eventOf(_ mutex: PFAST_MUTEX) -> PRKEVENT {
@@ -114,27 +115,28 @@ extension Machine {
         initializeEvent(eventOf(mutex), SynchronizationEvent, FALSE)
     }
 
-    /// Takes the mutex (sleeping while it is owned) and records the caller as its owner.
-    /// Guarded mutexes, fast mutexes since Windows 8, are tracked by lock order as FAST_MUTEX.
-    func acquireFastMutex(_ mutex: PFAST_MUTEX) {
-        lockWillBeAcquired(lockOf(mutex))
+    /// Takes the mutex (sleeping while it is owned) and records the caller as its owner. `kind`
+    /// is what lock order reports it as: guarded mutexes share this code (they are fast mutexes
+    /// since Windows 8) but are acquired through the KeXxxGuardedMutex routines.
+    func acquireFastMutex(_ mutex: PFAST_MUTEX, as kind: KsLockKind) {
+        lockWillBeAcquired(lockOf(mutex, kind))
         acquireCount(mutex)
         mutex.pointee.Owner = UnsafeMutableRawPointer(current.kthread)
-        lockAcquired(lockOf(mutex))
+        lockAcquired(lockOf(mutex, kind))
     }
 
     /// Takes the mutex only if it is free; a failed try does not count as contention.
-    func tryToAcquireFastMutex(_ mutex: PFAST_MUTEX) -> Bool {
+    func tryToAcquireFastMutex(_ mutex: PFAST_MUTEX, as kind: KsLockKind) -> Bool {
         guard testAndResetLockBit(mutex) else { return false }
         mutex.pointee.Owner = UnsafeMutableRawPointer(current.kthread)
-        lockAcquired(lockOf(mutex))
+        lockAcquired(lockOf(mutex, kind))
         return true
     }
 
     /// Clears the owner and frees the mutex, handing it to the oldest sleeping waiter.
     /// Verifier's release checks (0x1003, 0x1004, 0x1007) are in `lockWillBeReleased`.
-    func releaseFastMutex(_ mutex: PFAST_MUTEX) {
-        lockWillBeReleased(lockOf(mutex))
+    func releaseFastMutex(_ mutex: PFAST_MUTEX, as kind: KsLockKind) {
+        lockWillBeReleased(lockOf(mutex, kind))
         mutex.pointee.Owner = nil
         releaseCount(mutex)
     }

@@ -46,7 +46,7 @@ public func KeInitializeGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = #f
 public func KeAcquireGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = #filePath, line: Int = #line) {
     let m = enterGuardedMutexRoutine("KeAcquireGuardedMutex", Mutex, file, line)
     m.current.kthread.pointee.SpecialApcDisable &-= 1
-    m.acquireFastMutex(Mutex)
+    m.acquireFastMutex(Mutex, as: .guardedMutex)
 }
 
 /// Acquires the mutex inside a guarded region if it is free (TRUE); otherwise leaves the region
@@ -56,7 +56,7 @@ public func KeTryToAcquireGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = 
     let m = enterGuardedMutexRoutine("KeTryToAcquireGuardedMutex", Mutex, file, line)
     let thread = m.current.kthread
     thread.pointee.SpecialApcDisable &-= 1
-    guard m.tryToAcquireFastMutex(Mutex) else {
+    guard m.tryToAcquireFastMutex(Mutex, as: .guardedMutex) else {
         m.leaveGuardedRegion()
         return FALSE
     }
@@ -67,7 +67,7 @@ public func KeTryToAcquireGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = 
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kereleaseguardedmutex
 public func KeReleaseGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = #filePath, line: Int = #line) {
     let m = enterGuardedMutexRoutine("KeReleaseGuardedMutex", Mutex, file, line)
-    m.releaseFastMutex(Mutex)
+    m.releaseFastMutex(Mutex, as: .guardedMutex)
     m.leaveGuardedRegion()
 }
 
@@ -76,13 +76,13 @@ public func KeReleaseGuardedMutex(_ Mutex: PKGUARDED_MUTEX, file: String = #file
 /// documents no check for that condition, so only the IRQL ≤ APC_LEVEL rule is enforced.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keacquireguardedmutexunsafe
 public func KeAcquireGuardedMutexUnsafe(_ Mutex: PKGUARDED_MUTEX, file: String = #filePath, line: Int = #line) {
-    enterGuardedMutexRoutine("KeAcquireGuardedMutexUnsafe", Mutex, file, line).acquireFastMutex(Mutex)
+    enterGuardedMutexRoutine("KeAcquireGuardedMutexUnsafe", Mutex, file, line).acquireFastMutex(Mutex, as: .guardedMutex)
 }
 
 /// Releases a mutex without leaving a guarded region.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kereleaseguardedmutexunsafe
 public func KeReleaseGuardedMutexUnsafe(_ Mutex: PKGUARDED_MUTEX, file: String = #filePath, line: Int = #line) {
-    enterGuardedMutexRoutine("KeReleaseGuardedMutexUnsafe", Mutex, file, line).releaseFastMutex(Mutex)
+    enterGuardedMutexRoutine("KeReleaseGuardedMutexUnsafe", Mutex, file, line).releaseFastMutex(Mutex, as: .guardedMutex)
 }
 
 /// The common entry of the KeXxxGuardedMutex routines: all of them fall under the DDI rule

@@ -69,6 +69,8 @@ public func KeReleaseMutex(_ Mutex: PRKMUTEX, _ Wait: BOOLEAN, file: String = #f
                          note: "KeReleaseMutex on KMUTEX \(hex(address(Mutex))), which \(me.name) does not own "
                             + "(owner: \(owner), SignalState \(previous)).")
     }
+    // Only the release that frees the mutex (SignalState 0 → 1) releases it for lock order.
+    if previous == 0 { m.lockWillBeReleased(lockOf(Mutex)) }
     Mutex.pointee.Header.SignalState = previous + 1
     let released = previous + 1 == 1
     if released {
@@ -84,6 +86,9 @@ public func KeReleaseMutex(_ Mutex: PRKMUTEX, _ Wait: BOOLEAN, file: String = #f
     }
     return previous
 }
+
+/// The mutex as Driver Verifier's deadlock detection tracks it (LockOrder.swift).
+private func lockOf(_ mutex: PRKMUTEX) -> KsLock { KsLock(.kernelMutex, address(mutex)) }
 
 /// `&Thread->MutantListHead`.
 func mutantListHead(_ thread: UnsafeMutablePointer<KTHREAD>) -> PLIST_ENTRY {
@@ -109,11 +114,26 @@ extension Machine {
         mutex.pointee.Header.SignalState -= 1
         guard mutex.pointee.Header.SignalState == 0 else { return STATUS_WAIT_0 }
         mutex.pointee.OwnerThread = PKTHREAD(t.kthread)
+        lockAcquired(lockOf(mutex), by: t)
         t.kthread.pointee.KernelApcDisable &-= SHORT(mutex.pointee.ApcDisable)
         InsertTailList(mutantListHead(t.kthread), mutantListEntry(mutex))
         guard mutex.pointee.Abandoned != 0 else { return STATUS_WAIT_0 }
         mutex.pointee.Abandoned = FALSE
         return STATUS_ABANDONED_WAIT_0
+    }
+
+    /// Deadlock Detection for a KeWaitXxx that may block: each KMUTEX the wait will take that the
+    /// caller does not own yet is checked and ordered as an acquisition (`lockWillBeAcquired`).
+    /// One the caller owns is a legal recursive acquire and orders nothing. A WaitAny over several
+    /// objects is skipped: which object it takes is known only when it is satisfied, possibly in
+    /// another thread's release, and Microsoft does not document how Verifier orders it; the mutex
+    /// still counts as held once taken.
+    func mutexesWillBeAcquired(_ objects: [UnsafeMutableRawPointer], waitAll: Bool) {
+        guard options.verifier, waitAll || objects.count == 1 else { return }
+        for object in objects where object.assumingMemoryBound(to: DISPATCHER_HEADER.self).pointee.Type == MutantObject {
+            let mutex = object.assumingMemoryBound(to: KMUTANT.self)
+            if mutex.pointee.OwnerThread != PKTHREAD(current.kthread) { lockWillBeAcquired(lockOf(mutex)) }
+        }
     }
 
     /// The KMUTEXes `t` owns, oldest first.

@@ -85,8 +85,10 @@ extension Machine {
     fileprivate func acquireQueuedSpinLock(_ lock: PKSPIN_LOCK, _ entry: PKSPIN_LOCK_QUEUE) {
         schedulingPoint()
         if lock.pointee == 1 { queuedAcquireOfOrdinaryLock(lock) }
+        lockWillBeAcquired(KsLock(.queuedSpinLock, address(lock)))
         if lock.pointee != 0 && spinLockOwners[lock] === current {
-            // As for ordinary spin locks: Windows documents 0xF for a recursive request.
+            // As for ordinary spin locks: Windows documents 0xF for a recursive request (Verifier
+            // has already reported 0xC4/0x1000 above).
             bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0,
                      note: "\(current.name) already holds this spin lock; a queued acquire would wait behind itself forever.")
         }
@@ -101,6 +103,7 @@ extension Machine {
             setBits(entry, LOCK_QUEUE_OWNER)
         }
         spinLockOwners[lock] = current
+        lockAcquired(KsLock(.queuedSpinLock, address(lock)))
         pool.trim()  // Force IRQL Checking trims on every spin lock acquisition, even at DISPATCH_LEVEL
     }
 
@@ -110,7 +113,9 @@ extension Machine {
     fileprivate func releaseQueuedSpinLock(_ entry: PKSPIN_LOCK_QUEUE) {
         let bits = ULONG_PTR(bitPattern: entry.pointee.Lock)
         let lock = PKSPIN_LOCK(bitPattern: bits & ~(LOCK_QUEUE_WAIT | LOCK_QUEUE_OWNER))
-        // As KeReleaseSpinLock: releasing a lock this handle does not hold is 0x10.
+        // As KeReleaseSpinLock: Verifier's release checks (0x1003, 0x1004, 0x1007) come first;
+        // without them, releasing a lock this handle does not hold is 0x10.
+        if let lock { lockWillBeReleased(KsLock(.queuedSpinLock, address(lock))) }
         guard let lock, bits & LOCK_QUEUE_OWNER != 0, spinLockOwners[lock] === current else {
             bugCheck(SPIN_LOCK_NOT_OWNED, bits & ~(LOCK_QUEUE_WAIT | LOCK_QUEUE_OWNER), 0, 0, 0,
                      note: "KLOCK_QUEUE_HANDLE \(hex(address(entry))) does not own its spin lock: it was never "

@@ -88,7 +88,8 @@ extension Machine {
     }
 
     /// Spins until the lock is free, one scheduling step per test so the holder gets to run.
-    /// A recursive acquire can never succeed: Windows documents 0xF for it.
+    /// A recursive acquire can never succeed: Windows documents 0xF for it, which Verifier's
+    /// Deadlock Detection pre-empts with 0xC4/0x1000 (in `lockWillBeAcquired`).
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xf--spin-lock-already-owned
     func acquireSpinLock(_ lock: PKSPIN_LOCK) {
         // A word other than 0 or 1 is the tail of an in-stack queued acquisition: Deadlock Detection
@@ -99,10 +100,10 @@ extension Machine {
                      note: "KSPIN_LOCK \(hex(address(lock))) is held as an in-stack queued spin lock and was acquired "
                         + "with an ordinary KeXxxSpinLock routine.")
         }
+        lockWillBeAcquired(KsLock(.spinLock, address(lock)))
         if lock.pointee != 0 && spinLockOwners[lock] === current {
             bugCheck(SPIN_LOCK_ALREADY_OWNED, address(lock), 0, 0, 0)
         }
-        lockWillBeAcquired(KsLock(.spinLock, address(lock)))
         while lock.pointee != 0 { schedulingPoint(yielding: true) }
         takeSpinLock(lock)
     }

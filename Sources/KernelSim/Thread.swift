@@ -111,6 +111,7 @@ extension Machine {
                         + "and SpecialApcDisable \(k.SpecialApcDisable)\(pending)." + heldMutexesNote(t))
         }
         rundownMutants()
+        threadWillBeDeleted()
         terminateCurrentThread(reusingWorker: returning)
     }
 

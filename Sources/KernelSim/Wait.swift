@@ -93,6 +93,8 @@ extension Machine {
         for object in objects { requireWaitable(object) }
         let t = current!
         let deadline = timeout.map { self.deadline(for: $0.pointee) }
+        // A zero timeout only polls: like a try-acquire it never waits, so it orders nothing.
+        if timeout?.pointee.QuadPart != 0 { mutexesWillBeAcquired(objects, waitAll: waitAll) }
         repeat {
             if let status = satisfy(objects, waitAll: waitAll, for: t) { return status }
             if let deadline, deadline <= clock { return STATUS_TIMEOUT }
@@ -145,6 +147,8 @@ extension Machine {
             return take(objects[key], for: t) + NTSTATUS(key)
         }
         guard objects.allSatisfy({ isSignaled($0, for: t) }) else { return nil }
+        let held = t.heldLocks.count
+        defer { locksAcquiredTogether(by: t, from: held) }
         return objects.map { take($0, for: t) }.max()!
     }
 
