@@ -103,9 +103,10 @@ final class BlockServerTests: XCTestCase {
 
     func testPathsWithSpacesAndNewlines() throws {
         XCTAssertEqual(BlockServer.encoded("a b%\nc"), "a%20b%25%0Ac")
+        XCTAssertEqual(BlockServer.encoded("é"), "%C3%A9", "non-ASCII paths travel as their UTF-8 bytes")
         let server = try BlockServer(program: Self.program, environment: [:])
         defer { server.stop() }
-        let folder = try temporaryFolder() + "/with space %41\n"
+        let folder = try temporaryFolder() + "/with space %41\né"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let child = try server.start(block: pass.index, processor: 0, nonce: "nonce 1", resultFile: "\(folder)/result file",
                                      stdout: "\(folder)/out put", stderr: "\(folder)/err", timeLimit: 60)

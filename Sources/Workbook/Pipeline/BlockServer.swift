@@ -49,11 +49,12 @@ final class BlockServer: @unchecked Sendable {
         while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     }
 
-    /// `%XX` for the bytes that would end a field or a line, and for `%` itself.
+    /// `%XX` for the bytes that would end a field or a line, for `%` itself, and for every non-ASCII
+    /// byte (appending those one by one as scalars would re-encode a UTF-8 path as Latin-1).
     static func encoded(_ field: String) -> String {
         var out = ""
         for byte in field.utf8 {
-            if byte <= 0x20 || byte == 0x7f || byte == UInt8(ascii: "%") {
+            if byte <= 0x20 || byte >= 0x7f || byte == UInt8(ascii: "%") {
                 out += String(format: "%%%02X", byte)
             } else {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
