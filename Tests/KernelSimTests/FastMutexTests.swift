@@ -86,68 +86,15 @@ final class FastMutexTests: XCTestCase {
     /// The lock-bit worked trace of reactos-sync-semantics.md §2.7.B (the KeGuardedMutex kmtest
     /// sequence): A owns; C blocks; A releases; D and E block; C releases; D releases; E releases.
     func testContendedTraceReproducesTheLockBitWorkedTrace() {
+        let fast = MutexRoutines(initialize: { ExInitializeFastMutex($0) }, acquire: { ExAcquireFastMutex($0) },
+                                 tryToAcquire: { ExTryToAcquireFastMutex($0) }, release: { ExReleaseFastMutex($0) },
+                                 acquireUnsafe: { ExAcquireFastMutexUnsafe($0) },
+                                 releaseUnsafe: { ExReleaseFastMutexUnsafe($0) })
         for seed in 0..<8 as Range<UInt64> {
-            var observed: [String] = []
-            var owners: [String] = []
-            let machine = simulate(seed: seed) {
-                var m = FAST_MUTEX()
-                ExInitializeFastMutex(&m)
-                let startC = Gate(), startD = Gate(), startE = Gate(), releaseC = Gate(), releaseD = Gate()
-                // Threads must be created at PASSIVE_LEVEL, so each waits for its start gate.
-                let c = startThread {
-                    startC.pass()
-                    var old: KIRQL = 0
-                    KeRaiseIrql(APC_LEVEL, &old)
-                    ExAcquireFastMutex(&m)
-                    owners.append("C")
-                    releaseC.pass()
-                    ExReleaseFastMutex(&m)
-                    KeLowerIrql(old)
-                }
-                let d = startThread {
-                    startD.pass()
-                    var old: KIRQL = 0
-                    KeRaiseIrql(APC_LEVEL, &old)
-                    ExAcquireFastMutexUnsafe(&m)
-                    owners.append("D")
-                    releaseD.pass()
-                    ExReleaseFastMutexUnsafe(&m)
-                    KeLowerIrql(old)
-                }
-                let e = startThread {
-                    startE.pass()
-                    ExAcquireFastMutex(&m)
-                    owners.append("E")
-                    ExReleaseFastMutex(&m)
-                }
-                let a = KeGetCurrentThread()
-                func snapshot(_ label: String) {
-                    let names: [(PVOID, String)] = [(a, "A"), (c, "C"), (d, "D"), (e, "E"), (nil, "NULL")]
-                    let owner = names.first { $0.0 == m.Owner }!.1
-                    observed.append("\(label): Count=\(m.Count) Owner=\(owner) Contention=\(m.Contention) OldIrql=\(m.OldIrql)")
-                }
-                ExAcquireFastMutex(&m)
-                startC.open()
-                waitUntil { m.Count == 4 }
-                snapshot("C blocks")
-                ExReleaseFastMutex(&m)
-                waitUntil { m.Owner == c }
-                snapshot("A releases")
-                startD.open()
-                waitUntil { m.Count == 4 }
-                snapshot("D blocks")
-                startE.open()
-                waitUntil { m.Count == 8 }
-                snapshot("E blocks")
-                releaseC.open()
-                waitUntil { m.Owner == d }
-                snapshot("C releases")
-                releaseD.open()
-                join(c, d, e)
-                snapshot("E releases")
-            }
-            assertCompleted(machine)
-            XCTAssertEqual(observed, [
+            let run = handOff(fast, seed: seed, fields: { " OldIrql=\($0.OldIrql)" })
+            assertCompleted(run.machine)
+            XCTAssertEqual(run.snapshots, [
+                "A acquires: Count=0 Owner=A Contention=0 OldIrql=0",
                 "C blocks: Count=4 Owner=A Contention=1 OldIrql=0",
                 "A releases: Count=0 Owner=C Contention=1 OldIrql=1",
                 "D blocks: Count=4 Owner=C Contention=2 OldIrql=1",
@@ -155,10 +102,11 @@ final class FastMutexTests: XCTestCase {
                 "C releases: Count=4 Owner=D Contention=3 OldIrql=1",
                 "E releases: Count=1 Owner=NULL Contention=3 OldIrql=0",
             ], "seed \(seed)")
-            XCTAssertEqual(owners, ["C", "D", "E"], "FIFO hand-off, seed \(seed)")
+            XCTAssertEqual(run.owners, ["C", "D", "E"], "FIFO hand-off, seed \(seed)")
             // Every value Count took, including the transient ones between interlocked steps:
             // XADD makes 5 (or 9), the CAS hands off to 3 (or 7), the woken waiter XORs 3 away.
-            XCTAssertEqual(machine.countTrace.map(\.count), [1, 0, 4, 5, 3, 0, 4, 8, 9, 7, 4, 5, 3, 0, 1], "seed \(seed)")
+            XCTAssertEqual(run.machine.countTrace.map(\.count), [1, 0, 4, 5, 3, 0, 4, 8, 9, 7, 4, 5, 3, 0, 1],
+                           "seed \(seed)")
         }
     }
 

@@ -89,72 +89,20 @@ final class GuardedMutexTests: XCTestCase {
     /// KeGuardedMutex.c items 35–41: the lock-bit worked trace, which the guarded mutex shares with
     /// the fast mutex (reactos-sync-semantics.md §2.7.B), and the guarded region of each owner.
     func testContendedTraceSharesTheFastMutexCountAlgorithm() {
+        let guarded = MutexRoutines(initialize: { KeInitializeGuardedMutex($0) },
+                                    acquire: { KeAcquireGuardedMutex($0) },
+                                    tryToAcquire: { KeTryToAcquireGuardedMutex($0) },
+                                    release: { KeReleaseGuardedMutex($0) },
+                                    acquireUnsafe: { KeAcquireGuardedMutexUnsafe($0) },
+                                    releaseUnsafe: { KeReleaseGuardedMutexUnsafe($0) })
+        let specialApcDisable = {
+            " S=\(KeGetCurrentThread().assumingMemoryBound(to: KTHREAD.self).pointee.SpecialApcDisable) "
+                + "IRQL=\(KeGetCurrentIrql())"
+        }
         for seed in 0..<8 as Range<UInt64> {
-            var observed: [String] = []
-            var owners: [String] = []
-            let machine = simulate(seed: seed) {
-                var m = KGUARDED_MUTEX()
-                KeInitializeGuardedMutex(&m)
-                let startC = Gate(), startD = Gate(), startE = Gate(), releaseC = Gate(), releaseD = Gate()
-                func specialApcDisable() -> SHORT {
-                    KeGetCurrentThread().assumingMemoryBound(to: KTHREAD.self).pointee.SpecialApcDisable
-                }
-                let c = startThread {
-                    startC.pass()
-                    var old: KIRQL = 0
-                    KeRaiseIrql(APC_LEVEL, &old)
-                    KeAcquireGuardedMutex(&m)
-                    owners.append("C S=\(specialApcDisable())")
-                    releaseC.pass()
-                    KeReleaseGuardedMutex(&m)
-                    KeLowerIrql(old)
-                }
-                let d = startThread {
-                    startD.pass()
-                    var old: KIRQL = 0
-                    KeRaiseIrql(APC_LEVEL, &old)
-                    KeAcquireGuardedMutexUnsafe(&m)
-                    owners.append("D S=\(specialApcDisable())")
-                    releaseD.pass()
-                    KeReleaseGuardedMutexUnsafe(&m)
-                    KeLowerIrql(old)
-                }
-                let e = startThread {
-                    startE.pass()
-                    KeAcquireGuardedMutex(&m)
-                    owners.append("E S=\(specialApcDisable()) IRQL=\(KeGetCurrentIrql())")
-                    KeReleaseGuardedMutex(&m)
-                }
-                let a = KeGetCurrentThread()
-                func snapshot(_ label: String) {
-                    let names: [(PVOID, String)] = [(a, "A"), (c, "C"), (d, "D"), (e, "E"), (nil, "NULL")]
-                    let owner = names.first { $0.0 == m.Owner }!.1
-                    observed.append("\(label): Count=\(m.Count) Owner=\(owner) Contention=\(m.Contention)")
-                }
-                KeAcquireGuardedMutex(&m)
-                snapshot("A acquires")
-                XCTAssertEqual(KeTryToAcquireGuardedMutex(&m), FALSE)
-                startC.open()
-                waitUntil { m.Count == 4 }
-                snapshot("C blocks")
-                KeReleaseGuardedMutex(&m)
-                waitUntil { m.Owner == c }
-                snapshot("A releases")
-                startD.open()
-                waitUntil { m.Count == 4 }
-                snapshot("D blocks")
-                startE.open()
-                waitUntil { m.Count == 8 }
-                snapshot("E blocks")
-                releaseC.open()
-                waitUntil { m.Owner == d }
-                snapshot("C releases")
-                releaseD.open()
-                join(c, d, e)
-                snapshot("E releases")
-            }
-            assertCompleted(machine)
-            XCTAssertEqual(observed, [
+            let run = handOff(guarded, seed: seed, note: specialApcDisable)
+            assertCompleted(run.machine)
+            XCTAssertEqual(run.snapshots, [
                 "A acquires: Count=0 Owner=A Contention=0",
                 "C blocks: Count=4 Owner=A Contention=1",
                 "A releases: Count=0 Owner=C Contention=1",
@@ -163,8 +111,11 @@ final class GuardedMutexTests: XCTestCase {
                 "C releases: Count=4 Owner=D Contention=3",
                 "E releases: Count=1 Owner=NULL Contention=3",
             ], "seed \(seed)")
-            XCTAssertEqual(owners, ["C S=-1", "D S=0", "E S=-1 IRQL=0"], "FIFO hand-off, seed \(seed)")
-            XCTAssertEqual(machine.countTrace.map(\.count), [1, 0, 4, 5, 3, 0, 4, 8, 9, 7, 4, 5, 3, 0, 1], "seed \(seed)")
+            // C and E hold it in a guarded region; D's Unsafe acquire at APC_LEVEL enters none; no
+            // acquire changes the IRQL.
+            XCTAssertEqual(run.owners, ["C S=-1 IRQL=1", "D S=0 IRQL=1", "E S=-1 IRQL=0"], "FIFO hand-off, seed \(seed)")
+            XCTAssertEqual(run.machine.countTrace.map(\.count), [1, 0, 4, 5, 3, 0, 4, 8, 9, 7, 4, 5, 3, 0, 1],
+                           "seed \(seed)")
         }
     }
 

@@ -83,3 +83,95 @@ func waiters(_ object: UnsafeMutableRawPointer) -> [PVOID] {
     }
     return result
 }
+
+/// The routines of one mutex flavour (fast or guarded: since Windows 8 the same struct and Count
+/// algorithm), so the kmtests' shared hand-off scenario can run against either.
+struct MutexRoutines {
+    var initialize: (PFAST_MUTEX) -> Void
+    var acquire: (PFAST_MUTEX) -> Void
+    var tryToAcquire: (PFAST_MUTEX) -> BOOLEAN
+    var release: (PFAST_MUTEX) -> Void
+    var acquireUnsafe: (PFAST_MUTEX) -> Void
+    var releaseUnsafe: (PFAST_MUTEX) -> Void
+}
+
+/// What the hand-off scenario saw: the mutex's fields at each step, and each owner's note.
+struct HandOff {
+    var machine: Machine
+    var snapshots: [String]
+    var owners: [String]
+}
+
+/// The kmtest hand-off sequence (ExFastMutex.c / KeGuardedMutex.c; the worked trace of
+/// reactos-sync-semantics.md §2.7.B): A owns (a try-acquire then fails); C blocks; A releases;
+/// D (Unsafe routines at APC_LEVEL) and E block; C releases; D releases; E releases. `fields`
+/// adds flavour-specific fields to each snapshot, `note` to what each owner records.
+func handOff(_ routines: MutexRoutines, seed: UInt64, fields: @escaping (FAST_MUTEX) -> String = { _ in "" },
+             note: @escaping () -> String = { "" }) -> HandOff {
+    var snapshots: [String] = []
+    var owners: [String] = []
+    let machine = simulate(seed: seed) {
+        var m = FAST_MUTEX()
+        routines.initialize(&m)
+        let startC = Gate(), startD = Gate(), startE = Gate(), releaseC = Gate(), releaseD = Gate()
+        // Threads must be created at PASSIVE_LEVEL, so each waits for its start gate.
+        func atApcLevel(_ body: () -> Void) {
+            var old: KIRQL = 0
+            KeRaiseIrql(APC_LEVEL, &old)
+            body()
+            KeLowerIrql(old)
+        }
+        let c = startThread {
+            startC.pass()
+            atApcLevel {
+                routines.acquire(&m)
+                owners.append("C" + note())
+                releaseC.pass()
+                routines.release(&m)
+            }
+        }
+        let d = startThread {
+            startD.pass()
+            atApcLevel {
+                routines.acquireUnsafe(&m)
+                owners.append("D" + note())
+                releaseD.pass()
+                routines.releaseUnsafe(&m)
+            }
+        }
+        let e = startThread {
+            startE.pass()
+            routines.acquire(&m)
+            owners.append("E" + note())
+            routines.release(&m)
+        }
+        let a = KeGetCurrentThread()
+        func snapshot(_ label: String) {
+            let names: [(PVOID, String)] = [(a, "A"), (c, "C"), (d, "D"), (e, "E"), (nil, "NULL")]
+            let owner = names.first { $0.0 == m.Owner }!.1
+            snapshots.append("\(label): Count=\(m.Count) Owner=\(owner) Contention=\(m.Contention)\(fields(m))")
+        }
+        routines.acquire(&m)
+        snapshot("A acquires")
+        XCTAssertEqual(routines.tryToAcquire(&m), FALSE, "owned, even by the caller")
+        startC.open()
+        waitUntil { m.Count == 4 }
+        snapshot("C blocks")
+        routines.release(&m)
+        waitUntil { m.Owner == c }
+        snapshot("A releases")
+        startD.open()
+        waitUntil { m.Count == 4 }
+        snapshot("D blocks")
+        startE.open()
+        waitUntil { m.Count == 8 }
+        snapshot("E blocks")
+        releaseC.open()
+        waitUntil { m.Owner == d }
+        snapshot("C releases")
+        releaseD.open()
+        join(c, d, e)
+        snapshot("E releases")
+    }
+    return HandOff(machine: machine, snapshots: snapshots, owners: owners)
+}
