@@ -82,7 +82,7 @@ public struct BlockRunner: Sendable {
         switch ending {
         case .timedOut:
             result.status = .timeout
-            result.message = "did not finish within \(formatSeconds(block.options.timeoutSeconds)) (stopped; raise it with timeout=SECONDS)"
+            result.message = "did not finish within \(secondsText(block.options.timeoutSeconds)) (stopped; raise it with timeout=SECONDS)"
             return
         case .outputLimitExceeded:
             result.status = .failed
@@ -200,7 +200,8 @@ final class ProcessorSlots: @unchecked Sendable {
     }
 }
 
-func formatSeconds(_ seconds: Double) -> String {
+/// A setting in seconds as a person writes it: `10 s`, `2.5 s`.
+func secondsText(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? "\(Int(seconds)) s" : String(format: "%.1f s", seconds)
 }
 
