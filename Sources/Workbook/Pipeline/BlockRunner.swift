@@ -39,7 +39,8 @@ public struct BlockRunner: Sendable {
     /// Runs the block on a server of the program; when the server is lost, spawns the program for it.
     private func execute(_ block: Block, of program: String, processor: Int?) throws -> (ChildProcess.Outcome, HandshakeRecord?) {
         var environment = ProcessInfo.processInfo.environment
-        // A compact crash report on stderr, naming the chapter line of the trap (the program has -g).
+        // A compact crash report on stderr; from a `-g` build (trapped blocks are re-run from one)
+        // it names the chapter line of the trap.
         environment["SWIFT_BACKTRACE"] = "enable=yes,interactive=no,color=no,registers=none,images=none,threads=crashed"
         if let server = servers.take(program, environment: environment) {
             do {

@@ -90,9 +90,8 @@ struct ChildProcess {
             let signal = waitStatus & 0x7f
             ending = signal == 0 ? .exited((waitStatus >> 8) & 0xff) : .signaled(signal)
         }
-        let cap = outputLimit == .max ? Int.max : outputLimit
-        return Outcome(ending: ending!, stdout: readPrefix(outPath, cap), stderr: readPrefix(errPath, cap),
-                       duration: duration)
+        return Outcome(ending: ending!, stdout: readPrefix(outPath, outputLimit),
+                       stderr: readPrefix(errPath, outputLimit), duration: duration)
     }
 
     private func readPrefix(_ path: String, _ limit: Int) -> String {

@@ -16,9 +16,8 @@ enum Dependencies {
             return (block.index, Set(split.declaredNames), words(split.declarations))
         }
         var result: [Int: [Int]] = [:]
-        for block in blocks {
-            guard let split = splits[block.index] else { continue }
-            var mentioned = words(split.statements).union(words(split.declarations))
+        for block in blocks where splits[block.index] != nil {
+            var mentioned = words(block.code)
             var found: Set<Int> = [block.index]
             var grew = true
             while grew {

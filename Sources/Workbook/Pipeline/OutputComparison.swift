@@ -18,8 +18,9 @@ enum OutputComparison {
 
     /// Nil when the outputs match; otherwise the diff as text (`-` expected, `+` actual).
     static func difference(expected: String, actual: String) -> String? {
-        guard normalized(expected) != normalized(actual) else { return nil }
-        return unifiedText(lineDiff(expected: expected, actual: actual))
+        let diff = lineDiff(expected: expected, actual: actual)
+        guard diff.contains(where: { if case .same = $0 { return false } else { return true } }) else { return nil }
+        return unifiedText(diff)
     }
 
     /// The diff as plain text with `-`/`+`/space prefixes, for terminals and JUnit.
