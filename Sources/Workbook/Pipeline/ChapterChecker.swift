@@ -74,10 +74,8 @@ public struct ChapterChecker: Sendable {
         let environment = "\(compiler.identity)\n\(compiler.simulator.identity)\n\(imports)"
         let dependencies = Dependencies.of(compiled, declaredBy: shared, splits: splits)
         func sharedDigest(_ block: Block) -> String {
-            let declarations = (dependencies[block.index] ?? []).map { index in
-                let dependency = blocks.first { $0.index == index }!
-                return "\(dependency.fence)\n\(splits[index]!.declarations)"
-            }
+            // A block's index is its position among the chapter's blocks.
+            let declarations = (dependencies[block.index] ?? []).map { "\(blocks[$0].fence)\n\(splits[$0]!.declarations)" }
             return ResultCache.sharedDigest(environment: environment, declarations: declarations.joined(separator: "\n"))
         }
         var keys: [Int: String] = [:]
