@@ -109,6 +109,31 @@ final class RunnerStatusTests: XCTestCase {
         ```swift
         expectEqual(Shared.value, 42)
         ```
+
+        ```swift
+        final class Reentered { var lock: KSPIN_LOCK = 0; var dpc = KDPC(); var runs = 0 }
+        let device = Reentered()
+        KeInitializeDpc(&device.dpc, { _, _, _, _ in
+            KeAcquireSpinLockAtDpcLevel(&device.lock)
+            device.runs += 1
+            KeReleaseSpinLockFromDpcLevel(&device.lock)
+        }, nil)
+        var oldIrql: KIRQL = 0
+        KeAcquireSpinLock(&device.lock, &oldIrql)
+        KeInsertQueueDpc(&device.dpc, nil, nil)
+        KeReleaseSpinLock(&device.lock, oldIrql)
+        expectEqual(device.runs, 1)
+        ```
+
+        ```swift
+        struct Ticket: ~Copyable {}
+        ```
+
+        ```swift compile_fail="consumed more than once"
+        let ticket = Ticket()
+        _ = consume ticket
+        _ = consume ticket
+        ```
         """
 
     /// Status and message of each block, by the line of its fence.
@@ -204,6 +229,16 @@ final class RunnerStatusTests: XCTestCase {
         XCTAssertEqual(result(64)?.message, "compiled without errors, but the block is marked compile_fail")
         XCTAssertEqual(result(68)?.status, .failed)
         XCTAssertTrue(result(68)?.message.contains("no error contains \"no such words\"") ?? false)
+    }
+
+    /// A DPC that runs inside `KeReleaseSpinLock(&device.lock, ...)` and takes `&device.lock` is
+    /// ordinary driver code: Swift's dynamic exclusivity check must not abort it.
+    func testKernelObjectsMayBeReenteredFromDeferredWork() {
+        XCTAssertEqual(result(107)?.status, .passed, result(107)?.message ?? "")
+    }
+
+    func testCompileFailSeesTheMoveCheckersErrors() {
+        XCTAssertEqual(result(126)?.status, .passed, result(126)?.message ?? "")
     }
 
     func testForgottenCountDeadlocksOnTheFirstAcquire() {

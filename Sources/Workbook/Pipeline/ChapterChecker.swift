@@ -1,7 +1,7 @@
 import Foundation
 
 /// Checks chapters: compiles each chapter's blocks in one program, isolates blocks that break the
-/// build, type-checks `compile_fail` blocks on their own, runs every runnable block in its own
+/// build, checks `compile_fail` blocks on their own (up to SIL), runs every runnable block in its own
 /// process (in parallel), and reuses cached results for blocks that did not change.
 public struct ChapterChecker: Sendable {
     public var compiler: Compiler
@@ -104,7 +104,7 @@ public struct ChapterChecker: Sendable {
             }
         }
 
-        // compile_fail blocks, each type-checked alone against the declarations that compiled.
+        // compile_fail blocks, each compiled alone (to SIL) against the declarations that compiled.
         let expectFailure = compiled.filter { results[$0.index] == nil && !shared.contains($0) }
         let compiledDeclarations = included
         let judged = parallelMap(expectFailure) { judgeCompileFail($0, declarations: compiledDeclarations, build) }

@@ -24,7 +24,7 @@ public struct ResultCache: Sendable {
     /// the shared declarations it depends on.
     static func sharedDigest(environment: String, declarations: String) -> String {
         var hash = SHA256()
-        hash.update("workbook-cache-v2")
+        hash.update("workbook-cache-v3")
         hash.update(environment)
         hash.update(declarations)
         return hash.hexDigest()
