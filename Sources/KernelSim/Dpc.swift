@@ -231,6 +231,9 @@ extension Machine {
             }
         }
         idle.pinnedProcessor = p
+        // An interrupt it services takes the interrupt spin lock before any kernel call was made
+        // in this context; lock bookkeeping and reports need a site to name.
+        idle.record(CallSite(routine: "KiIdleLoop", file: "the idle loop of processor \(p.number)", line: 0))
         idle.state = .waiting
         p.dpc.idle = idle
         launch(idle)

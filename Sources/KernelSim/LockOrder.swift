@@ -154,7 +154,10 @@ extension Machine {
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc4--driver-verifier-detected-violation
     func lockWillBeReleased(_ lock: KsLock) {
         let me = current!
-        let owner = threads.first { $0.heldLocks.contains { $0.lock.address == lock.address } }
+        // A DPC or ISR that ran on an idle processor took its locks in that processor's idle
+        // context, which is not one of `threads`.
+        let holds = { (t: SimThread) in t.heldLocks.contains { $0.lock.address == lock.address } }
+        let owner = threads.first(where: holds) ?? processors.lazy.compactMap(\.dpc.idle).first(where: holds)
         if options.verifier {
             guard let owner else {
                 bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x1007, lock.address, 0, 0)

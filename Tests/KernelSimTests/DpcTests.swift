@@ -212,7 +212,7 @@ final class DpcTests: XCTestCase {
             r.body = { KeWaitForSingleObject(&event, Executive, KernelMode, FALSE, nil) }
             KeInsertQueueDpc(&r.dpc, nil, nil)
         }
-        assertBugCheck(m, DRIVER_VERIFIER_DETECTED_VIOLATION, [0x121, 2, eventAddress, 0])
+        assertWaitIrqlBugCheck(m, 0x121, irql: 2, object: eventAddress, timeout: 0)
     }
 
     func testDelayingInADpcIsAttemptedSwitchFromDpc() {
@@ -314,5 +314,25 @@ final class DpcTests: XCTestCase {
             XCTAssertEqual(a.trace.interleaving(last: .max), b.trace.interleaving(last: .max), "seed \(seed)")
             XCTAssertEqual(a.log.filter { $0.hasPrefix("dpc") }.count, 3)
         }
+    }
+
+    /// Under Verifier, a DPC on an idle processor takes and releases a spin lock like any DPC:
+    /// its idle context is the lock's owner, not "nobody" (no 0xC4/0x1007).
+    func testADpcOnAnIdleProcessorReleasesItsSpinLock() {
+        final class Shared { var dpc = KDPC(); var lock: KSPIN_LOCK = 0; var count = 0 }
+        let shared = Shared()
+        let machine = simulate {
+            KeInitializeSpinLock(&shared.lock)
+            KeInitializeDpc(&shared.dpc, { _, _, _, _ in
+                KeAcquireSpinLockAtDpcLevel(&shared.lock)
+                shared.count += 1
+                KeReleaseSpinLockFromDpcLevel(&shared.lock)
+            }, nil)
+            KeSetTargetProcessorDpc(&shared.dpc, 1)
+            KeInsertQueueDpc(&shared.dpc, nil, nil)
+            KeFlushQueuedDpcs()
+        }
+        assertCompleted(machine)
+        XCTAssertEqual(shared.count, 1)
     }
 }

@@ -222,4 +222,18 @@ final class InterruptTests: XCTestCase {
         }
         XCTAssertEqual(bugCheck(of: m)?.parameters.prefix(2), [0x80, 7])
     }
+
+    /// An idle processor services an interrupt under Verifier: its idle context takes the
+    /// interrupt spin lock before it has made any kernel call of its own.
+    func testAnIdleProcessorServicesAnInterruptUnderVerifier() {
+        final class Device { var interrupt: PKINTERRUPT? = nil; var serviced = 0 }
+        let device = Device()
+        let machine = simulate {
+            _ = IoConnectInterrupt(&device.interrupt, { _, _ in device.serviced += 1; return TRUE },
+                                   nil, nil, 0x71, 7, 7, Latched, FALSE, 0b11, FALSE)
+            join(startThread { KsAssertInterrupt(device.interrupt!, processor: 0) })
+        }
+        assertCompleted(machine)
+        XCTAssertEqual(device.serviced, 1)
+    }
 }
