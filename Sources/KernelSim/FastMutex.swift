@@ -53,6 +53,12 @@ public func ExAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePat
 public func ExTryToAcquireFastMutex(_ FastMutex: PFAST_MUTEX, file: String = #filePath, line: Int = #line) -> BOOLEAN {
     let m = enterKernel("ExTryToAcquireFastMutex", file, line)
     m.registerFastMutex(FastMutex)
+    // Verifier's automatic check "acquiring or releasing a fast mutex with IRQL > APC_LEVEL" covers
+    // the try as well (DDI rule IrqlExApcLte1 names both routines).
+    // https://learn.microsoft.com/windows-hardware/drivers/devtest/wdm-irqlexapclte1
+    if m.options.verifier && m.irql > APC_LEVEL {
+        m.bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x33, ULONG_PTR(m.irql), address(FastMutex), 0)
+    }
     let old = m.irql
     m.irql = APC_LEVEL
     guard m.tryToAcquireFastMutex(FastMutex, as: .fastMutex) else {

@@ -206,6 +206,18 @@ final class FastMutexTests: XCTestCase {
         assertBugCheck(machine, 0xC4, [0x33, 2, mutexAddress, 0])
     }
 
+    func testTryToAcquireAboveApcLevelIs0xC4_0x33Too() {
+        var mutexAddress: ULONG_PTR = 0
+        let machine = simulate {
+            var m = FAST_MUTEX()
+            ExInitializeFastMutex(&m)
+            mutexAddress = addressOf(&m)
+            _ = KeRaiseIrqlToDpcLevel()
+            _ = ExTryToAcquireFastMutex(&m)
+        }
+        assertBugCheck(machine, 0xC4, [0x33, 2, mutexAddress, 0])
+    }
+
     func testAcquireAtDispatchOnRetailLowersToApcLevel() {
         var observed: [KIRQL] = []
         let machine = simulate(verifier: false) {
