@@ -12,6 +12,9 @@ final class Processor {
     /// Simulated time at which the IRQL last rose to DISPATCH_LEVEL or above (for the DPC watchdog).
     var raisedSince: LONGLONG = 0
     var dpc = DpcState()
+    /// Where a bug check whose parameter is documented as "Address of the IRQL value" (0xC4/0x120–
+    /// 0x122) finds the IRQL: the PRCB's copy, written when the check is made.
+    let irqlValue = UnsafeMutablePointer<KIRQL>.allocate(capacity: 1)
 
     init(number: Int) { self.number = number }
 }

@@ -40,8 +40,10 @@ extension Machine {
         } else {
             subcode = 0x121
         }
-        bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, subcode, ULONG_PTR(irql), address(object),
-                 timeout.map { address($0) } ?? 0)
+        let irqlValue = currentProcessor.irqlValue
+        irqlValue.pointee = irql
+        bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, subcode, address(irqlValue), address(object),
+                 timeout.map { address($0) } ?? 0, note: "The IRQL was \(irql).")
     }
 
     /// A thread at DISPATCH_LEVEL or above cannot be switched out: "calling KeWaitForSingleObject

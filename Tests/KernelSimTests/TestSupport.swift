@@ -24,6 +24,18 @@ func assertBugCheck(_ machine: Machine, _ code: ULONG, _ parameters: [ULONG_PTR]
     XCTAssertEqual(b.parameters, parameters, "parameters", file: file, line: line)
 }
 
+/// Asserts a wait-IRQL violation (0xC4/0x120–0x122): P2 is documented as the "Address of the IRQL
+/// value", so it must point at `irql` in one of the machine's processors.
+func assertWaitIrqlBugCheck(_ machine: Machine, _ subcode: ULONG_PTR, irql: KIRQL, object: ULONG_PTR,
+                            timeout: ULONG_PTR, file: StaticString = #filePath, line: UInt = #line) {
+    guard let b = bugCheck(of: machine, file: file, line: line) else { return }
+    XCTAssertEqual(b.code, DRIVER_VERIFIER_DETECTED_VIOLATION, file: file, line: line)
+    XCTAssertEqual([b.parameters[0], b.parameters[2], b.parameters[3]], [subcode, object, timeout], file: file, line: line)
+    let value = machine.processors.first { addressOf($0.irqlValue) == b.parameters[1] }?.irqlValue
+    XCTAssertNotNil(value, "parameter 2 must be the address of the IRQL value", file: file, line: line)
+    XCTAssertEqual(value?.pointee, irql, file: file, line: line)
+}
+
 func assertCompleted(_ machine: Machine, file: StaticString = #filePath, line: UInt = #line) {
     guard case .completed? = machine.outcome else {
         XCTFail("expected completion, got \(String(describing: machine.outcome))", file: file, line: line)

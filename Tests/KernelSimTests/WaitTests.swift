@@ -101,7 +101,7 @@ final class WaitTests: XCTestCase {
             _ = KeRaiseIrqlToDpcLevel()
             KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, nil)
         }
-        assertBugCheck(m, 0xC4, [0x121, 2, eventAddress, 0])
+        assertWaitIrqlBugCheck(m, 0x121, irql: 2, object: eventAddress, timeout: 0)
     }
 
     func testWaitAtDispatchWithNonzeroTimeoutUnderVerifierIs0xC4_0x122() {
@@ -116,7 +116,7 @@ final class WaitTests: XCTestCase {
             _ = KeRaiseIrqlToDpcLevel()
             KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &timeout)
         }
-        assertBugCheck(m, 0xC4, [0x122, 2, eventAddress, timeoutAddress])
+        assertWaitIrqlBugCheck(m, 0x122, irql: 2, object: eventAddress, timeout: timeoutAddress)
     }
 
     func testWaitAboveDispatchUnderVerifierIs0xC4_0x120() {
@@ -128,7 +128,7 @@ final class WaitTests: XCTestCase {
             _ = KeRaiseIrqlToSynchLevel()
             KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, nil)
         }
-        assertBugCheck(m, 0xC4, [0x120, 12, eventAddress, 0])
+        assertWaitIrqlBugCheck(m, 0x120, irql: 12, object: eventAddress, timeout: 0)
     }
 
     func testRetailWaitAtDispatchFaultsOnlyWhenItMustBlock() {
