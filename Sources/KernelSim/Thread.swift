@@ -163,7 +163,7 @@ public func KeGetCurrentThread(file: String = #filePath, line: Int = #line) -> P
 }
 
 /// Puts the calling thread to sleep for `Interval` (negative: relative, in 100 ns units; positive:
-/// absolute simulated system time). Call at IRQL ≤ APC_LEVEL.
+/// absolute system time, since 1601 as `KeQuerySystemTime` counts it). Call at IRQL ≤ APC_LEVEL.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kedelayexecutionthread
 @discardableResult
 public func KeDelayExecutionThread(

@@ -8,7 +8,7 @@ func waitListHead(_ object: UnsafeMutableRawPointer) -> PLIST_ENTRY {
 
 /// Waits until `Object` (a KEVENT, KMUTEX, KSEMAPHORE or thread) is signaled, and takes it (a
 /// synchronization event resets, a semaphore counts down, a mutex becomes the caller's), or until
-/// `Timeout` expires (negative: relative, in 100 ns units; positive: absolute simulated time; zero:
+/// `Timeout` expires (negative: relative, in 100 ns units; positive: absolute system time since 1601; zero:
 /// just test). Returns STATUS_WAIT_0, STATUS_ABANDONED_WAIT_0 or STATUS_TIMEOUT.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kewaitforsingleobject
 @discardableResult
@@ -60,10 +60,6 @@ extension Machine {
                     + "no thread switch is possible at DISPATCH_LEVEL or above.")
     }
 
-    /// The simulated time at which a KeWaitXxx/KeDelayExecutionThread interval ends.
-    func deadline(for interval: LARGE_INTEGER) -> LONGLONG {
-        interval.QuadPart < 0 ? clock - interval.QuadPart : interval.QuadPart
-    }
 
     /// The wait list of `object`, or a bug check if it was never initialised: the kernel would
     /// follow the NULL links of a zeroed header and fault at raised IRQL.

@@ -19,6 +19,38 @@ final class WaitTests: XCTestCase {
         XCTAssertLessThan(elapsed, 510_000)
     }
 
+    /// A positive timeout is an absolute system time since 1601: "50 ms" with the minus sign
+    /// forgotten is a moment in 1601 and expires at once; a deadline from KeQuerySystemTime works.
+    func testPositiveTimeoutIsAnAbsoluteSystemTime() {
+        var forgotten: (NTSTATUS, LONGLONG) = (-1, -1)
+        var absolute: (NTSTATUS, LONGLONG) = (-1, -1)
+        var times: (LONGLONG, ULONGLONG) = (0, 0)
+        let m = simulate {
+            var e = KEVENT()
+            KeInitializeEvent(&e, NotificationEvent, FALSE)
+            var timeout = LARGE_INTEGER(QuadPart: 10 * 1000 * 50)
+            var before = activeMachine!.clock
+            forgotten.0 = KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &timeout)
+            forgotten.1 = activeMachine!.clock - before
+            var now = LARGE_INTEGER()
+            let interruptTime = KeQueryInterruptTime()
+            KeQuerySystemTime(&now)
+            times = (now.QuadPart, interruptTime)
+            timeout.QuadPart = now.QuadPart + 10 * 1000 * 20
+            before = activeMachine!.clock
+            absolute.0 = KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, &timeout)
+            absolute.1 = activeMachine!.clock - before
+        }
+        assertCompleted(m)
+        XCTAssertEqual(forgotten.0, STATUS_TIMEOUT)
+        XCTAssertLessThan(forgotten.1, 1000, "a time in 1601 has passed: no wait")
+        XCTAssertEqual(absolute.0, STATUS_TIMEOUT)
+        XCTAssertGreaterThanOrEqual(absolute.1, 199_000, "kernel calls take simulated time too")
+        XCTAssertLessThan(absolute.1, 210_000)
+        let boot: LONGLONG = 134_116_992_000_000_000   // 2026-01-01 00:00 UTC
+        XCTAssertTrue((boot..<boot + 1000).contains(times.0 - LONGLONG(times.1)), "system time = boot time + interrupt time")
+    }
+
     func testZeroTimeoutPollsEvenAtDispatchLevel() {
         var statuses: [NTSTATUS] = []
         let m = simulate {
