@@ -165,7 +165,7 @@ let bugCheckTable: [BugCheckInfo] = [
                               "Reserved"],
                  page: "bug-check-0xd6--driver-page-fault-beyond-end-of-allocation"),
     BugCheckInfo(code: 0xE1, name: "WORKER_THREAD_RETURNED_AT_BAD_IRQL",
-                 summary: "A work item returned at IRQL ≥ DISPATCH_LEVEL.",
+                 summary: "A worker routine returned at a raised IRQL.",
                  parameters: ["Worker routine address", "IRQL the worker returned at", "Work item parameter",
                               "Work item address"],
                  page: "bug-check-0xe1--worker-thread-returned-at-bad-irql"),

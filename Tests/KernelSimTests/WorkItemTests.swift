@@ -1,0 +1,93 @@
+import XCTest
+@testable import KernelSim
+
+final class WorkItemTests: XCTestCase {
+    /// The classic hand-off: a DPC cannot wait, so it queues a work item whose routine runs at
+    /// PASSIVE_LEVEL on a system worker thread, with the device object referenced meanwhile.
+    func testAWorkItemQueuedFromADpcRunsAtPassiveLevelOnAnotherThread() {
+        final class Driver {
+            var device = DEVICE_OBJECT()
+            var dpc = KDPC()
+            var workItem: PIO_WORKITEM?
+            var done = KEVENT()
+            var seen: (irql: KIRQL, thread: PKTHREAD?, references: LONG, context: PVOID) = (9, nil, 0, nil)
+        }
+        let d = Driver()
+        var mainThread: PKTHREAD?
+        let m = simulate {
+            mainThread = KeGetCurrentThread()
+            KeInitializeEvent(&d.done, NotificationEvent, FALSE)
+            d.workItem = IoAllocateWorkItem(&d.device)
+            KeInitializeDpc(&d.dpc, { _, _, _, _ in
+                IoQueueWorkItem(d.workItem!, { device, context in
+                    d.seen = (KeGetCurrentIrql(), KeGetCurrentThread(), device.pointee.ReferenceCount, context)
+                    KeSetEvent(&d.done, IO_NO_INCREMENT, FALSE)
+                }, DelayedWorkQueue, UnsafeMutableRawPointer(bitPattern: 0x42))
+            }, nil)
+            KeInsertQueueDpc(&d.dpc, nil, nil)
+            KeWaitForSingleObject(&d.done, Executive, KernelMode, FALSE, nil)
+        }
+        assertCompleted(m)
+        XCTAssertEqual(d.seen.irql, PASSIVE_LEVEL)
+        XCTAssertNotEqual(d.seen.thread, mainThread, "a system worker thread runs it")
+        XCTAssertEqual(d.seen.references, 1, "the device object is referenced while the routine runs")
+        XCTAssertEqual(d.seen.context, UnsafeMutableRawPointer(bitPattern: 0x42))
+        XCTAssertEqual(d.device.ReferenceCount, 0)
+    }
+
+    func testExQueueWorkItemCallsTheRoutineWithItsParameter() {
+        final class Item { var item = WORK_QUEUE_ITEM(); var parameter: PVOID = nil }
+        let i = Item()
+        let m = simulate {
+            ExInitializeWorkItem(&i.item, { i.parameter = $0 }, UnsafeMutableRawPointer(bitPattern: 7))
+            ExQueueWorkItem(&i.item, CriticalWorkQueue)
+        }
+        assertCompleted(m)
+        XCTAssertEqual(i.parameter, UnsafeMutableRawPointer(bitPattern: 7))
+    }
+
+    /// A routine that returns holding a spin lock: 0xE1, P2 = the IRQL, P3 = the parameter,
+    /// P4 = the work item.
+    func testReturningWithASpinLockHeldIs0xE1() {
+        final class Item { var item = WORK_QUEUE_ITEM(); var lock: KSPIN_LOCK = 0 }
+        let i = Item()
+        var itemAddress: ULONG_PTR = 0
+        let m = simulate(verifier: false) {
+            KeInitializeSpinLock(&i.lock)
+            itemAddress = addressOf(&i.item)
+            ExInitializeWorkItem(&i.item, { _ in
+                var oldIrql: KIRQL = 0
+                KeAcquireSpinLock(&i.lock, &oldIrql)
+            }, UnsafeMutableRawPointer(bitPattern: 0x99))
+            ExQueueWorkItem(&i.item, DelayedWorkQueue)
+        }
+        assertBugCheck(m, WORKER_THREAD_RETURNED_AT_BAD_IRQL, [0, 2, 0x99, itemAddress])
+    }
+
+    /// A critical region entered and not left: 0x1, P3 = CombinedApcDisable (KernelApcDisable -1
+    /// in the low half), P4 = 1, "worker routine".
+    func testReturningInsideACriticalRegionIsApcIndexMismatch() {
+        final class Item { var item = WORK_QUEUE_ITEM() }
+        let i = Item()
+        let m = simulate {
+            ExInitializeWorkItem(&i.item, { _ in KeEnterCriticalRegion() }, nil)
+            ExQueueWorkItem(&i.item, DelayedWorkQueue)
+        }
+        assertBugCheck(m, APC_INDEX_MISMATCH, [0, 0, 0xFFFF, 1])
+    }
+
+    func testReturningOwningAKernelMutexIs0x39() {
+        final class Item { var item = WORK_QUEUE_ITEM(); var mutex = KMUTEX() }
+        let i = Item()
+        var itemAddress: ULONG_PTR = 0
+        let m = simulate {
+            KeInitializeMutex(&i.mutex, 0)
+            itemAddress = addressOf(&i.item)
+            ExInitializeWorkItem(&i.item, { _ in
+                KeWaitForSingleObject(&i.mutex, Executive, KernelMode, FALSE, nil)
+            }, UnsafeMutableRawPointer(bitPattern: 5))
+            ExQueueWorkItem(&i.item, DelayedWorkQueue)
+        }
+        assertBugCheck(m, SYSTEM_EXIT_OWNED_MUTEX, [0, 5, itemAddress, 0])
+    }
+}
