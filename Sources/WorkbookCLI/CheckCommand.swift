@@ -83,6 +83,7 @@ struct CheckCommand: ParsableCommand {
         }
         try writeOutputs(results)
         print(TerminalSummary.closingLine(results))
+        if learnerMode, let progress = TerminalSummary.progressLine(results) { print(progress) }
         if results.flatMap(\.results).contains(where: { !$0.status.isSuccess }) { throw ExitCode(1) }
     }
 
