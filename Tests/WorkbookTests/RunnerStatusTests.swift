@@ -213,6 +213,9 @@ final class RunnerStatusTests: XCTestCase {
         XCTAssertEqual(result(52)?.status, .bugCheck)
         XCTAssertEqual(result(52)?.bugCheck?.parameters, [0x10, 2, 0, 0x20])
         XCTAssertTrue(result(52)?.message.contains("fixture.md:53") ?? false, result(52)?.message ?? "")
+        // The parameters are in the message itself, so the terminal shows what the chapter asks the
+        // learner to read.
+        XCTAssertTrue(result(52)?.message.contains("Arg2: 0000000000000002") ?? false, result(52)?.message ?? "")
     }
 
     func testCompileErrorIsIsolatedToItsBlock() {

@@ -129,7 +129,11 @@ public struct BlockRunner: Sendable {
                 return
             default:
                 result.status = .bugCheck
-                result.message = "the simulated kernel bug-checked: \(info.title)\(info.locationSuffix)"
+                // The four parameters, as `!analyze -v` lists them: parameter 1 of a 0xC4 names the
+                // rule that was broken, which is what a learner needs first.
+                let arguments = info.report.split(separator: "\n").filter { $0.hasPrefix("Arg") }
+                result.message = (["the simulated kernel bug-checked: \(info.title)\(info.locationSuffix)"]
+                    + arguments.map { "  \($0)" }).joined(separator: "\n")
                 return
             }
         case .completed:
