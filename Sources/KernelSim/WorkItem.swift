@@ -110,8 +110,10 @@ extension Machine {
     /// APCs enabled and then checks how the routine left the thread.
     func queueWorkItem(_ item: PWORK_QUEUE_ITEM, origin: String, _ routine: @escaping () -> Void) {
         spawn(origin: "a system worker thread (\(origin))") { [unowned self] in
+            // Read before the call: "the WorkItem routine can call IoFreeWorkItem" on its own item.
+            let parameter = item.pointee.Parameter
             routine()
-            workerRoutineReturned(item)
+            workerRoutineReturned(address(item), parameter: address(parameter))
         }
     }
 
@@ -125,11 +127,10 @@ extension Machine {
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x39--system-exit-owned-mutex
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x1--apc-index-mismatch
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xe1--worker-thread-returned-at-bad-irql
-    func workerRoutineReturned(_ item: PWORK_QUEUE_ITEM) {
+    func workerRoutineReturned(_ item: ULONG_PTR, parameter: ULONG_PTR) {
         let t = current!
-        let parameter = address(item.pointee.Parameter)
         if let mutex = ownedMutexes(t).first {
-            bugCheck(SYSTEM_EXIT_OWNED_MUTEX, 0, parameter, address(item), 0,
+            bugCheck(SYSTEM_EXIT_OWNED_MUTEX, 0, parameter, item, 0,
                      note: "The work item's routine returned still owning KMUTEX \(hex(address(mutex))).")
         }
         let k = t.kthread.pointee
@@ -140,7 +141,7 @@ extension Machine {
                         + "and not left (or left too often).")
         }
         if irql != PASSIVE_LEVEL {
-            bugCheck(WORKER_THREAD_RETURNED_AT_BAD_IRQL, 0, ULONG_PTR(irql), parameter, address(item),
+            bugCheck(WORKER_THREAD_RETURNED_AT_BAD_IRQL, 0, ULONG_PTR(irql), parameter, item,
                      note: "The work item's routine returned at IRQL \(irql): a raise without its lower, or a "
                         + "lock still held?")
         }

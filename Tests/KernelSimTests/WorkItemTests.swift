@@ -90,4 +90,22 @@ final class WorkItemTests: XCTestCase {
         }
         assertBugCheck(m, SYSTEM_EXIT_OWNED_MUTEX, [0, 5, itemAddress, 0])
     }
+
+    /// "The WorkItem routine can call IoFreeWorkItem": the worker's checks must not read the item
+    /// after the routine returns, so a routine that frees its item and returns at DISPATCH_LEVEL
+    /// still gets 0xE1 with the parameter and the item's address as they were queued.
+    func testARoutineMayFreeItsOwnWorkItem() {
+        final class Driver { var device = DEVICE_OBJECT() }
+        let d = Driver()
+        var itemAddress: ULONG_PTR = 0
+        let m = simulate(verifier: false) {
+            let item = IoAllocateWorkItem(&d.device)!
+            itemAddress = addressOf(item)
+            IoQueueWorkItem(item, { _, context in
+                IoFreeWorkItem(PIO_WORKITEM(OpaquePointer(context!)))
+                _ = KeRaiseIrqlToDpcLevel()
+            }, DelayedWorkQueue, UnsafeMutableRawPointer(item))
+        }
+        assertBugCheck(m, WORKER_THREAD_RETURNED_AT_BAD_IRQL, [0, 2, itemAddress, itemAddress])
+    }
 }
