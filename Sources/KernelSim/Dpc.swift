@@ -156,9 +156,14 @@ extension Machine {
         guard !interrupts.pending.isEmpty || !currentProcessor.dpc.queue.isEmpty || !current.apc.queue.isEmpty else {
             return
         }
+        let me = current!
+        let interruptedCall = me.lastCall
         deliverInterrupts()
         retireDpcs()
         deliverApcs()
+        // ISRs, DPCs and APCs run in this thread's context and record their own kernel calls; the
+        // thread is back in the call they interrupted, which is where reports must say it resumes.
+        if let call = interruptedCall, me.lastCall != call { me.record(call) }
     }
 
     /// KiRetireDpcList: runs the current processor's queued DPCs at DISPATCH_LEVEL, oldest

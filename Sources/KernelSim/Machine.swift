@@ -20,7 +20,7 @@ final class Processor {
 }
 
 /// A kernel call site, kept per thread for crash reports.
-struct CallSite {
+struct CallSite: Equatable {
     let routine: String
     let file: String
     let line: Int

@@ -179,4 +179,33 @@ final class DeferredWorkTraceTests: XCTestCase {
         XCTAssertEqual(waits.map(\.thread), [1])
         XCTAssertEqual(waits.map(\.routine), ["KeWaitForSingleObject"])
     }
+
+    /// A DPC that runs inside a thread's wait records its own kernel calls in that thread's
+    /// context; when the thread resumes, the trace must say it resumes in the wait, not in the
+    /// DPC's last call (which read like a thread migrating in the middle of a DPC).
+    func testAThreadResumesInTheCallADpcInterrupted() {
+        final class Queued { var dpc = KDPC() }
+        var dpcsInsideTheWait = 0
+        for seed: UInt64 in 0..<40 {
+            let q = Queued()
+            _ = simulate(seed: seed) {
+                KeInitializeDpc(&q.dpc, { _, _, _, _ in KdPrint("") }, nil)
+                KeSetTargetProcessorDpc(&q.dpc, 0)
+                join(startThread {
+                    KeInsertQueueDpc(&q.dpc, nil, nil)
+                    var whileTheMainThreadWaits = LARGE_INTEGER(QuadPart: -1000)
+                    KeDelayExecutionThread(KernelMode, FALSE, &whileTheMainThreadWaits)
+                })
+            }
+            let events = KsLastTrace().events.filter { $0.thread == 1 }
+            dpcsInsideTheWait += events.filter { $0.kind == .dpc(addressOf(&q.dpc)) && $0.routine == "ZwWaitForSingleObject" }.count
+            guard let wait = events.firstIndex(where: { if case .waitForThread = $0.kind { return true }; return false }) else {
+                continue   // the DPC ran and the thread ended before the main thread waited
+            }
+            for event in events[wait...] where event.kind == .run || event.kind == .waitForThread(2) {
+                XCTAssertEqual(event.routine, "ZwWaitForSingleObject", "seed \(seed): \(event)")
+            }
+        }
+        XCTAssertGreaterThan(dpcsInsideTheWait, 0, "some seed runs the DPC inside the main thread's wait")
+    }
 }
