@@ -176,6 +176,21 @@ final class RenderersTests: XCTestCase {
         XCTAssertEqual(XMLEscaping.escape("a\nb\tc", attribute: false), "a\nb\tc")
     }
 
+    func testHintsAreCollapsedAndStillEscaped() {
+        let document = MarkdownDocument("""
+        > **Hint:** Lower to `oldIrql`, not <b>PASSIVE_LEVEL</b>.
+        > Second paragraph.
+
+        > A plain quote.
+        """)
+        document.collapseHints()
+        let html = document.renderHTML { _ in "" }
+        XCTAssertTrue(html.hasPrefix("<details class=\"hint\"><summary>Hint</summary>\n<p>Lower to <code>oldIrql</code>, not "
+                                     + "<!-- raw HTML omitted -->PASSIVE_LEVEL<!-- raw HTML omitted -->.\nSecond paragraph.</p>\n</details>"), html)
+        XCTAssertFalse(html.contains("Hint:"), html)
+        XCTAssertTrue(html.contains("<blockquote>\n<p>A plain quote.</p>\n</blockquote>"), html)
+    }
+
     func testPipeTablesBecomeTables() {
         let html = MarkdownDocument("""
         | Level | `a|b` | Value |

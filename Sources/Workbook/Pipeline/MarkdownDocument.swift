@@ -110,6 +110,41 @@ public final class MarkdownDocument {
         return out
     }
 
+    /// Turns every block quote that opens with a bold "Hint:" into a closed `<details>` element
+    /// titled "Hint", so a learner reveals it when stuck instead of reading it with the exercise.
+    /// The quote's content is kept as Markdown and rendered (safely) like the rest.
+    public func collapseHints() {
+        var quotes: [OpaquePointer] = []
+        walk { node in
+            guard cmark_node_get_type(node) == CMARK_NODE_BLOCK_QUOTE,
+                  let paragraph = cmark_node_first_child(node), cmark_node_get_type(paragraph) == CMARK_NODE_PARAGRAPH,
+                  let strong = cmark_node_first_child(paragraph), cmark_node_get_type(strong) == CMARK_NODE_STRONG,
+                  Self.plainText(strong).trimmingCharacters(in: .whitespaces) == "Hint:" else { return }
+            quotes.append(node)
+        }
+        for quote in quotes {
+            let paragraph = cmark_node_first_child(quote)!
+            let strong = cmark_node_first_child(paragraph)!
+            // The label moves into the summary; drop the space that followed it.
+            if let next = cmark_node_next(strong), cmark_node_get_type(next) == CMARK_NODE_TEXT,
+               let literal = cmark_node_get_literal(next) {
+                let rest = String(cString: literal)
+                cmark_node_set_literal(next, String(rest.drop { $0 == " " }))
+            }
+            cmark_node_unlink(strong)
+            cmark_node_free(strong)
+            let details = cmark_node_new(CMARK_NODE_CUSTOM_BLOCK)!
+            cmark_node_set_on_enter(details, "<details class=\"hint\"><summary>Hint</summary>")
+            cmark_node_set_on_exit(details, "</details>")
+            while let child = cmark_node_first_child(quote) {
+                cmark_node_unlink(child)
+                cmark_node_append_child(details, child)
+            }
+            cmark_node_replace(quote, details)
+            cmark_node_free(quote)
+        }
+    }
+
     /// Whether line `number` (from 1) is a closing fence: three or more backticks or tildes,
     /// after any indentation and block-quote markers.
     private func isClosingFence(_ number: Int) -> Bool {

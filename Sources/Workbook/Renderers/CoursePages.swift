@@ -177,6 +177,7 @@ struct CoursePages {
         }
 
         let document = MarkdownDocument(chapter.chapter.markdown)
+        document.collapseHints()
         var html = document.renderHTML { code in
             var piece: String
             if let block = blockAt[code.startLine] {
@@ -367,6 +368,8 @@ struct CoursePages {
     pre.block-message { background: var(--fail-bg); border-color: var(--fail); white-space: pre-wrap; margin: 0.4rem 0 0; font-size: 0.85rem; }
     .hidden-block { margin: 1rem 0; padding: 0.4rem 0.8rem; border: 1px dashed var(--border); border-radius: 6px;
                     color: var(--muted); font-size: 0.9rem; background: var(--panel); }
+    details.hint { margin: 1rem 0; padding: 0.25rem 1rem; border-left: 4px solid var(--border); color: var(--muted); }
+    details.hint summary { cursor: pointer; font-weight: 600; }
     details.solution { margin: 1rem 0; border: 1px solid var(--border); border-radius: 6px; padding: 0.4rem 0.8rem; }
     details.solution summary { font-weight: 600; color: var(--muted); }
     details.solution[open] pre { margin-bottom: 0.3rem; }
