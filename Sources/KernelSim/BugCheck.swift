@@ -30,6 +30,7 @@ public let DRIVER_PORTION_MUST_BE_NONPAGED: ULONG = 0xD3
 public let DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL: ULONG = 0xD5
 public let DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION: ULONG = 0xD6
 public let WORKER_THREAD_RETURNED_AT_BAD_IRQL: ULONG = 0xE1
+public let WORKER_INVALID: ULONG = 0xE4
 public let CLOCK_WATCHDOG_TIMEOUT: ULONG = 0x101
 public let DPC_WATCHDOG_TIMEOUT: ULONG = 0x102
 public let DPC_WATCHDOG_VIOLATION: ULONG = 0x133
@@ -169,6 +170,11 @@ let bugCheckTable: [BugCheckInfo] = [
                  parameters: ["Worker routine address", "IRQL the worker returned at", "Work item parameter",
                               "Work item address"],
                  page: "bug-check-0xe1--worker-thread-returned-at-bad-irql"),
+    BugCheckInfo(code: 0xE4, name: "WORKER_INVALID",
+                 summary: "A work item was queued again while still queued (P1 = 1), or freed while active.",
+                 parameters: ["Kind (1: an active worker item was queued)", "Work item address", "Queue number",
+                              "0"],
+                 page: "bug-check-0xe4--worker-invalid"),
     BugCheckInfo(code: 0x101, name: "CLOCK_WATCHDOG_TIMEOUT",
                  summary: "A processor took no clock interrupt in time: it is hung or spinning with interrupts masked.",
                  parameters: ["Clock interrupt timeout interval (ticks)", "0", "PRCB of the unresponsive processor",

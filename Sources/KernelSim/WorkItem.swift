@@ -67,7 +67,7 @@ public func ExQueueWorkItem(_ WorkItem: PWORK_QUEUE_ITEM, _ QueueType: WORK_QUEU
     guard let routine = WorkItem.pointee.WorkerRoutine else {
         fatalError("ExQueueWorkItem at \(file):\(line): the work item has no routine (ExInitializeWorkItem not called?)")
     }
-    m.queueWorkItem(WorkItem, origin: "ExQueueWorkItem at \(file):\(line)") { routine(WorkItem.pointee.Parameter) }
+    m.queueWorkItem(WorkItem, QueueType, origin: "ExQueueWorkItem at \(file):\(line)") { routine(WorkItem.pointee.Parameter) }
 }
 
 /// Allocates a work item tied to `DeviceObject`; NULL if there is no memory. IRQL ≤ DISPATCH_LEVEL.
@@ -91,7 +91,7 @@ public func IoQueueWorkItem(_ IoWorkItem: PIO_WORKITEM, _ WorkerRoutine: @escapi
     device.pointee.ReferenceCount += 1
     let item = UnsafeMutableRawPointer(IoWorkItem).assumingMemoryBound(to: WORK_QUEUE_ITEM.self)
     item.pointee.Parameter = Context
-    m.queueWorkItem(item, origin: "IoQueueWorkItem at \(file):\(line)") {
+    m.queueWorkItem(item, QueueType, origin: "IoQueueWorkItem at \(file):\(line)") {
         WorkerRoutine(device, Context)
         device.pointee.ReferenceCount -= 1
     }
@@ -107,11 +107,26 @@ public func IoFreeWorkItem(_ IoWorkItem: PIO_WORKITEM, file: String = #filePath,
 
 extension Machine {
     /// Starts a system worker thread for `item`, which runs `routine` at PASSIVE_LEVEL with kernel
-    /// APCs enabled and then checks how the routine left the thread.
-    func queueWorkItem(_ item: PWORK_QUEUE_ITEM, origin: String, _ routine: @escaping () -> Void) {
+    /// APCs enabled and then checks how the routine left the thread. The item is queued (its
+    /// `List.Flink` set, as ExInitializeWorkItem clears it) until the worker takes it: queuing it
+    /// again meanwhile is 0xE4 with P1 = 1, "an active worker item was queued"; from its own
+    /// routine it is allowed, since "the system dequeues a work item before it runs the work
+    /// item's callback routine".
+    /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xe4--worker-invalid
+    /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-iofreeworkitem
+    func queueWorkItem(_ item: PWORK_QUEUE_ITEM, _ queueType: WORK_QUEUE_TYPE, origin: String,
+                       _ routine: @escaping () -> Void) {
+        let link = UnsafeMutableRawPointer(item).assumingMemoryBound(to: LIST_ENTRY.self)
+        if item.pointee.List.Flink != nil {
+            bugCheck(WORKER_INVALID, 1, address(item), ULONG_PTR(queueType.rawValue), 0,
+                     note: "The work item at \(hex(address(item))) was queued again before a worker thread took it "
+                        + "from the queue (\(origin)).")
+        }
+        item.pointee.List.Flink = link
         spawn(origin: "a system worker thread (\(origin))") { [unowned self] in
             // Read before the call: "the WorkItem routine can call IoFreeWorkItem" on its own item.
             let parameter = item.pointee.Parameter
+            item.pointee.List.Flink = nil
             routine()
             workerRoutineReturned(address(item), parameter: address(parameter))
         }

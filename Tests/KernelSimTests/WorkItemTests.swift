@@ -108,4 +108,32 @@ final class WorkItemTests: XCTestCase {
         }
         assertBugCheck(m, WORKER_THREAD_RETURNED_AT_BAD_IRQL, [0, 2, itemAddress, itemAddress])
     }
+
+    /// An item still in the queue cannot be queued again: 0xE4, P1 = 1, P2 = the item, P3 = the
+    /// queue. From its own routine it can: the worker took it off the queue first.
+    func testQueuingAnItemThatIsStillQueuedIsWorkerInvalid() {
+        final class Driver { var device = DEVICE_OBJECT(); var runs = 0 }
+        let d = Driver()
+        var itemAddress: ULONG_PTR = 0
+        let twice = simulate(processors: 1) {
+            let item = IoAllocateWorkItem(&d.device)!
+            itemAddress = addressOf(item)
+            let old = KeRaiseIrqlToDpcLevel()        // no worker can take it meanwhile
+            IoQueueWorkItem(item, { _, _ in }, DelayedWorkQueue, nil)
+            IoQueueWorkItem(item, { _, _ in }, DelayedWorkQueue, nil)
+            KeLowerIrql(old)
+        }
+        assertBugCheck(twice, WORKER_INVALID, [1, itemAddress, 1, 0])
+
+        let again = simulate(processors: 1) {
+            let item = IoAllocateWorkItem(&d.device)!
+            func requeue(_ device: PDEVICE_OBJECT, _ context: PVOID) {
+                d.runs += 1
+                if d.runs < 3 { IoQueueWorkItem(item, requeue, DelayedWorkQueue, nil) } else { IoFreeWorkItem(item) }
+            }
+            IoQueueWorkItem(item, requeue, DelayedWorkQueue, nil)
+        }
+        assertCompleted(again)
+        XCTAssertEqual(d.runs, 3)
+    }
 }
