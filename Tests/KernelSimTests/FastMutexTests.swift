@@ -194,28 +194,21 @@ final class FastMutexTests: XCTestCase {
         XCTAssertTrue(report.contains("Owner=thread 1"), report)
     }
 
-    func testAcquireAboveApcLevelIs0xC4_0x33() {
-        var mutexAddress: ULONG_PTR = 0
-        let machine = simulate {
-            var m = FAST_MUTEX()
-            ExInitializeFastMutex(&m)
-            mutexAddress = addressOf(&m)
-            _ = KeRaiseIrqlToDpcLevel()
-            ExAcquireFastMutex(&m)
+    /// Both the acquire and the try (DDI rule IrqlExApcLte1 names the two) are 0xC4/0x33 above
+    /// APC_LEVEL.
+    func testAcquireOrTryAboveApcLevelIs0xC4_0x33() {
+        let acquires: [(PFAST_MUTEX) -> Void] = [{ ExAcquireFastMutex($0) }, { _ = ExTryToAcquireFastMutex($0) }]
+        for acquire in acquires {
+            var mutexAddress: ULONG_PTR = 0
+            let machine = simulate {
+                var m = FAST_MUTEX()
+                ExInitializeFastMutex(&m)
+                mutexAddress = addressOf(&m)
+                _ = KeRaiseIrqlToDpcLevel()
+                acquire(&m)
+            }
+            assertBugCheck(machine, 0xC4, [0x33, 2, mutexAddress, 0])
         }
-        assertBugCheck(machine, 0xC4, [0x33, 2, mutexAddress, 0])
-    }
-
-    func testTryToAcquireAboveApcLevelIs0xC4_0x33Too() {
-        var mutexAddress: ULONG_PTR = 0
-        let machine = simulate {
-            var m = FAST_MUTEX()
-            ExInitializeFastMutex(&m)
-            mutexAddress = addressOf(&m)
-            _ = KeRaiseIrqlToDpcLevel()
-            _ = ExTryToAcquireFastMutex(&m)
-        }
-        assertBugCheck(machine, 0xC4, [0x33, 2, mutexAddress, 0])
     }
 
     func testAcquireAtDispatchOnRetailLowersToApcLevel() {
