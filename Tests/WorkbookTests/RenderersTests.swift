@@ -176,6 +176,20 @@ final class RenderersTests: XCTestCase {
         XCTAssertEqual(XMLEscaping.escape("a\nb\tc", attribute: false), "a\nb\tc")
     }
 
+    /// A hidden check's crash report is withheld (its kernel calls name the check's lines), but its
+    /// NOTE, the simulator's explanation, is what a chapter teaches the learner to read.
+    func testAHiddenChecksBugCheckShowsItsNoteButNotTheReport() {
+        let report = "DRIVER_IRQL_NOT_LESS_OR_EQUAL (d1)\nArg1: 0000000000000010, Memory referenced\n\n"
+            + "NOTE: Paged pool <tag 'Sens'> was read at IRQL 2.\n      Second line.\n\nRECENT_KERNEL_CALLS (thread 1):\n  secret\n"
+        let info = BugCheckInfo(code: 0xD1, name: "DRIVER_IRQL_NOT_LESS_OR_EQUAL", parameters: [0x10, 2, 0, 0], report: report)
+        XCTAssertEqual(info.note, "NOTE: Paged pool <tag 'Sens'> was read at IRQL 2.\n      Second line.")
+        XCTAssertEqual(info.argumentLines, ["Arg1: 0000000000000010, Memory referenced"])
+        let hidden = HTMLReport.bugCheckBox(info, withReport: false)
+        XCTAssertTrue(hidden.contains("NOTE: Paged pool &lt;tag &#39;Sens&#39;&gt; was read at IRQL 2."), hidden)
+        XCTAssertFalse(hidden.contains("secret"), hidden)
+        XCTAssertNil(BugCheckInfo(code: 0xD1, name: "X", parameters: [], report: "Arg1: 0\n").note)
+    }
+
     func testHintsAreCollapsedAndStillEscaped() {
         let document = MarkdownDocument("""
         > **Hint:** Lower to `oldIrql`, not <b>PASSIVE_LEVEL</b>.

@@ -50,6 +50,17 @@ public struct BugCheckInfo: Hashable, Codable, Sendable {
 
     /// `DRIVER_IRQL_NOT_LESS_OR_EQUAL (0xD1)`.
     public var title: String { "\(name) (0x\(String(code, radix: 16, uppercase: true)))" }
+
+    /// The parameters as `!analyze -v` lists them, one `ArgN: value, meaning` line each.
+    public var argumentLines: [Substring] { report.split(separator: "\n").filter { $0.hasPrefix("Arg") } }
+
+    /// The report's NOTE: the simulator's explanation of what it saw (which allocation was touched,
+    /// which locks were taken in which order). It names no code, so it is shown for hidden checks too.
+    public var note: String? {
+        let lines = report.split(separator: "\n", omittingEmptySubsequences: false)
+        guard let start = lines.firstIndex(where: { $0.hasPrefix("NOTE: ") }) else { return nil }
+        return lines[start...].prefix { !$0.isEmpty }.joined(separator: "\n")
+    }
 }
 
 /// The outcome of one block.

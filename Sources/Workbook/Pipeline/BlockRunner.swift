@@ -131,9 +131,9 @@ public struct BlockRunner: Sendable {
                 result.status = .bugCheck
                 // The four parameters, as `!analyze -v` lists them: parameter 1 of a 0xC4 names the
                 // rule that was broken, which is what a learner needs first.
-                let arguments = info.report.split(separator: "\n").filter { $0.hasPrefix("Arg") }
+                let details = info.argumentLines.map(String.init) + (info.note.map { [$0] } ?? [])
                 result.message = (["the simulated kernel bug-checked: \(info.title)\(info.locationSuffix)"]
-                    + arguments.map { "  \($0)" }).joined(separator: "\n")
+                    + details.map { "  \($0)" }).joined(separator: "\n")
                 return
             }
         case .completed:

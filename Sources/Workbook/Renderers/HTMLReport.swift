@@ -203,6 +203,8 @@ enum HTMLReport {
         if !rows.isEmpty { html += "<table class=\"params\">\n\(rows)</table>\n" }
         if withReport, !bugCheck.report.isEmpty {
             html += "<details open><summary>Crash report</summary>\n<pre class=\"crash\">\(HTMLEscaping.escape(bugCheck.report))</pre>\n</details>\n"
+        } else if let note = bugCheck.note {
+            html += "<pre class=\"crash\">\(HTMLEscaping.escape(note))</pre>\n"
         }
         return html + "</div>\n"
     }
