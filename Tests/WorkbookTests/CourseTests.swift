@@ -46,4 +46,25 @@ final class CourseTests: XCTestCase {
             }
         }
     }
+
+    /// What every chapter owes a learner besides its exercises (issue 4's bar): a hint for each
+    /// exercise, at least one example that crashes the simulated kernel on purpose, at least one
+    /// expected-output block, and links to Microsoft's documentation.
+    func testEveryChapterHasHintsCrashesOutputsAndCitations() throws {
+        for chapter in try loadCourse() {
+            let lines = chapter.markdown.components(separatedBy: "\n")
+            for starter in chapter.blocks {
+                guard case .exercise(let id) = starter.role,
+                      let check = chapter.blocks.first(where: { $0.role == .check(id: id) }) else { continue }
+                // The hint belongs to the exercise: between its starter and its first check.
+                let between = lines[starter.fence.line..<check.fence.line]
+                XCTAssertTrue(between.contains { $0.hasPrefix("> **Hint:**") }, "\(starter.fence): exercise '\(id)' has no hint")
+            }
+            XCTAssertTrue(chapter.blocks.contains { if case .bugCheck = $0.expectation { return true }; return false },
+                          "\(chapter.path) has no bug-check example")
+            XCTAssertTrue(chapter.blocks.contains { $0.expectedOutput != nil }, "\(chapter.path) has no output block")
+            XCTAssertTrue(chapter.markdown.contains("https://learn.microsoft.com/"),
+                          "\(chapter.path) cites no Microsoft documentation")
+        }
+    }
 }
