@@ -228,6 +228,8 @@ let verifierSubcodes: [ULONG_PTR: SubcodeInfo] = [
     0x41: SubcodeInfo(summary: "KeReleaseSpinLockFromDpcLevel below DISPATCH_LEVEL", parameters: ["Current IRQL", "Spin lock address", "0"]),
     0x42: SubcodeInfo(summary: "KeAcquireSpinLock at IRQL > DISPATCH_LEVEL", parameters: ["Current IRQL", "Spin lock address", "0"]),
     0x80: SubcodeInfo(summary: "KeSetEvent at IRQL > DISPATCH_LEVEL", parameters: ["Current IRQL", "Event address", "0"]),
+    0x111: SubcodeInfo(summary: "An ISR returned at an IRQL other than the one it was called at",
+                       parameters: ["ISR address", "IRQL before the ISR", "IRQL after the ISR"]),
     0x11A: SubcodeInfo(summary: "KeEnterCriticalRegion at IRQL > APC_LEVEL", parameters: ["Current IRQL", "0", "0"]),
     0x11B: SubcodeInfo(summary: "KeLeaveCriticalRegion at IRQL > APC_LEVEL", parameters: ["Current IRQL", "0", "0"]),
     0x120: SubcodeInfo(summary: "Wait at IRQL > DISPATCH_LEVEL",

@@ -208,11 +208,16 @@ extension Machine {
             recordEvent(.interrupt(address(interrupt), irql: irqlOfVector))
             let claimed = i.ServiceRoutine!(interrupt, i.ServiceContext)
             if irql != irqlOfVector {
+                let note = "The ISR of vector \(i.Vector) returned at IRQL \(irql) instead of its DIRQL \(irqlOfVector)."
+                if options.verifier {
+                    // 0xC4/0x111: P2 the ISR (0: closures have no address), P3 the IRQL before it, P4 after.
+                    // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc4--driver-verifier-detected-violation
+                    bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x111, 0, ULONG_PTR(irqlOfVector), ULONG_PTR(irql), note: note)
+                }
                 // UniqueValue 3: P2 the ServiceRoutine (0: closures have no address), P3 the KINTERRUPT.
                 // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc8--irql-unexpected-value
                 bugCheck(IRQL_UNEXPECTED_VALUE, (ULONG_PTR(irql) << 16) | (ULONG_PTR(irqlOfVector) << 8) | 3,
-                         0, address(interrupt), 0,
-                         note: "The ISR of vector \(i.Vector) returned at IRQL \(irql) instead of its DIRQL \(irqlOfVector).")
+                         0, address(interrupt), 0, note: note)
             }
             releaseSpinLock(i.ActualLock!)
             if claimed != FALSE && i.Mode == LevelSensitive { break }

@@ -197,18 +197,25 @@ final class InterruptTests: XCTestCase {
         XCTAssertEqual(run(Latched), ["isr 0", "isr 1"])
     }
 
-    func testIsrReturningAtAnotherIrqlIs0xC8() {
-        var interrupt: ULONG_PTR = 0
-        let m = simulate(processors: 1) {
-            let device = Device(irql: 5)
-            interrupt = ULONG_PTR(bitPattern: device.interrupt!)
-            device.body = {
-                var old: KIRQL = 0
-                KeRaiseIrql(HIGH_LEVEL, &old)
+    /// An ISR that returns at another IRQL: Driver Verifier's 0xC4/0x111 (IRQL before, after);
+    /// the retail kernel's 0xC8 with UniqueValue 3.
+    func testIsrReturningAtAnotherIrqlIs0xC4_0x111OrRetail0xC8() {
+        func run(verifier: Bool) -> (Machine, ULONG_PTR) {
+            var interrupt: ULONG_PTR = 0
+            let m = simulate(processors: 1, verifier: verifier) {
+                let device = Device(irql: 5)
+                interrupt = ULONG_PTR(bitPattern: device.interrupt!)
+                device.body = {
+                    var old: KIRQL = 0
+                    KeRaiseIrql(HIGH_LEVEL, &old)
+                }
+                KsAssertInterrupt(device.interrupt!)
             }
-            KsAssertInterrupt(device.interrupt!)
+            return (m, interrupt)
         }
-        assertBugCheck(m, IRQL_UNEXPECTED_VALUE, [(15 << 16) | (5 << 8) | 3, 0, interrupt, 0])
+        assertBugCheck(run(verifier: true).0, DRIVER_VERIFIER_DETECTED_VIOLATION, [0x111, 0, 5, 15])
+        let (retail, interrupt) = run(verifier: false)
+        assertBugCheck(retail, IRQL_UNEXPECTED_VALUE, [(15 << 16) | (5 << 8) | 3, 0, interrupt, 0])
     }
 
     /// Driver Verifier's IRQL checks apply inside an ISR: KeSetEvent above DISPATCH_LEVEL.
