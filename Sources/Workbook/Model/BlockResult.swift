@@ -55,7 +55,8 @@ public struct BugCheckInfo: Hashable, Codable, Sendable {
     public var argumentLines: [Substring] { report.split(separator: "\n").filter { $0.hasPrefix("Arg") } }
 
     /// The report's NOTE: the simulator's explanation of what it saw (which allocation was touched,
-    /// which locks were taken in which order). It names no code, so it is shown for hidden checks too.
+    /// which locks were taken in which order). It shows at most a line number, never code, so it is
+    /// shown for hidden checks too.
     public var note: String? {
         let lines = report.split(separator: "\n", omittingEmptySubsequences: false)
         guard let start = lines.firstIndex(where: { $0.hasPrefix("NOTE: ") }) else { return nil }

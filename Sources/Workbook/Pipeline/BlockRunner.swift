@@ -129,8 +129,8 @@ public struct BlockRunner: Sendable {
                 return
             default:
                 result.status = .bugCheck
-                // The four parameters, as `!analyze -v` lists them: parameter 1 of a 0xC4 names the
-                // rule that was broken, which is what a learner needs first.
+                // The four parameters as `!analyze -v` lists them (parameter 1 of a 0xC4 names the
+                // rule that was broken, what a learner needs first), then the simulator's NOTE.
                 let details = info.argumentLines.map(String.init) + (info.note.map { [$0] } ?? [])
                 result.message = (["the simulated kernel bug-checked: \(info.title)\(info.locationSuffix)"]
                     + details.map { "  \($0)" }).joined(separator: "\n")
