@@ -19,7 +19,7 @@ public func KsSystemService<Result>(file: String = #filePath, line: Int = #line,
     let t = m.current!
     let entryApcDisable = t.kthread.pointee.CombinedApcDisable
     let result = body()
-    let exit = m.current.kthread.pointee
+    let exit = t.kthread.pointee
     if m.irql != PASSIVE_LEVEL {
         m.bugCheck(IRQL_GT_ZERO_AT_SYSTEM_SERVICE, 0, ULONG_PTR(m.irql), 0, 0,
                    note: "The system call returned to user mode at IRQL \(m.irql): a raise without its lower, "
