@@ -7,7 +7,7 @@ let package = Package(
         // The one shared library generated chapter programs link against: the simulator and the
         // block runtime together, so the program and the runtime share one machine (two libraries
         // would each carry their own copy of KernelSim's state).
-        .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim", "WorkbookRuntime"]),
+        .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim", "KernelSimInstrumentation", "WorkbookRuntime"]),
         .library(name: "Workbook", targets: ["Workbook"]),
         .executable(name: "workbook", targets: ["WorkbookCLI"]),
     ],
@@ -23,7 +23,9 @@ let package = Package(
         ),
         // Always optimised, without dynamic exclusivity checks: exploring schedules runs the
         // scheduler hundreds of thousands of times, and only the baton holder touches its state.
-        .target(name: "KernelSim", swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]),
+        // The `__tsan_*` entry points that instrumented chapter programs call (race detection).
+        .target(name: "KernelSimInstrumentation"),
+        .target(name: "KernelSim", dependencies: ["KernelSimInstrumentation"], swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]),
         .target(name: "WorkbookRuntime", dependencies: ["KernelSim"]),
         .target(
             name: "Workbook",

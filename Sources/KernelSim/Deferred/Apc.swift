@@ -73,7 +73,9 @@ public func KeInitializeApc(
     _ RundownRoutine: PKRUNDOWN_ROUTINE?, _ NormalRoutine: PKNORMAL_ROUTINE?, _ ApcMode: KPROCESSOR_MODE,
     _ NormalContext: PVOID, file: String = #filePath, line: Int = #line
 ) {
-    _ = enterKernel("KeInitializeApc", file, line)
+    let m = enterKernel("KeInitializeApc", file, line)
+    m.kernelObject(Apc)
+    m.deferredNames[address(Apc)] = "the APC initialized at \(file):\(line)"
     Apc.pointee.Type = ApcObject
     Apc.pointee.Size = UCHAR(truncatingIfNeeded: MemoryLayout<KAPC>.size)
     Apc.pointee.ApcStateIndex = Environment == CurrentApcEnvironment ? 0 : CCHAR(Environment.rawValue)
@@ -97,6 +99,7 @@ public func KeInsertQueueApc(_ Apc: PRKAPC, _ SystemArgument1: PVOID, _ SystemAr
     guard Apc.pointee.Inserted == FALSE, let t = m.thread(for: Apc.pointee.Thread), t.state != .terminated else {
         return FALSE
     }
+    m.happensBefore(address(Apc))
     Apc.pointee.SystemArgument1 = SystemArgument1
     Apc.pointee.SystemArgument2 = SystemArgument2
     Apc.pointee.Inserted = TRUE
@@ -137,14 +140,16 @@ extension Machine {
             var argument1 = apc.pointee.SystemArgument1
             var argument2 = apc.pointee.SystemArgument2
             recordEvent(.apc(address(apc), normal: !special))
-            apc.pointee.KernelRoutine!(apc, &normalRoutine, &context, &argument1, &argument2)
-            checkApcIrql(APC_LEVEL, uniqueValue: 0, apc)
-            if !special, let normalRoutine {
-                t.apc.kernelApcInProgress = true
-                irql = PASSIVE_LEVEL
-                normalRoutine(context, argument1, argument2)
-                checkApcIrql(PASSIVE_LEVEL, uniqueValue: 1, apc)
-                t.apc.kernelApcInProgress = false
+            inContext(of: address(apc), deferredNames[address(apc)] ?? "the APC at \(hex(address(apc)))") {
+                apc.pointee.KernelRoutine!(apc, &normalRoutine, &context, &argument1, &argument2)
+                checkApcIrql(APC_LEVEL, uniqueValue: 0, apc)
+                if !special, let normalRoutine {
+                    t.apc.kernelApcInProgress = true
+                    irql = PASSIVE_LEVEL
+                    normalRoutine(context, argument1, argument2)
+                    checkApcIrql(PASSIVE_LEVEL, uniqueValue: 1, apc)
+                    t.apc.kernelApcInProgress = false
+                }
             }
             irql = interrupted
         }

@@ -67,7 +67,9 @@ let dpcTimeLimit: LONGLONG = 100_000
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializedpc
 public func KeInitializeDpc(_ Dpc: PRKDPC, _ DeferredRoutine: PKDEFERRED_ROUTINE?, _ DeferredContext: PVOID,
                             file: String = #filePath, line: Int = #line) {
-    _ = enterKernel("KeInitializeDpc", file, line)
+    let m = enterKernel("KeInitializeDpc", file, line)
+    m.kernelObject(Dpc)
+    m.deferredNames[address(Dpc)] = "the DPC initialized at \(file):\(line)"
     Dpc.pointee.Type = DpcObject
     Dpc.pointee.Importance = UCHAR(MediumImportance.rawValue)
     Dpc.pointee.Number = 0
@@ -84,7 +86,9 @@ public func KeInitializeDpc(_ Dpc: PRKDPC, _ DeferredRoutine: PKDEFERRED_ROUTINE
 public func KeInsertQueueDpc(_ Dpc: PRKDPC, _ SystemArgument1: PVOID, _ SystemArgument2: PVOID,
                              file: String = #filePath, line: Int = #line) -> BOOLEAN {
     let m = enterKernel("KeInsertQueueDpc", file, line)
+    m.kernelObject(Dpc)
     guard Dpc.pointee.DpcData == nil else { return FALSE }
+    m.happensBefore(address(Dpc))
     let p = m.targetProcessor(of: Dpc, file: file, line: line)
     Dpc.pointee.SystemArgument1 = SystemArgument1
     Dpc.pointee.SystemArgument2 = SystemArgument2
@@ -134,6 +138,7 @@ public func KeFlushQueuedDpcs(file: String = #filePath, line: Int = #line) {
     while m.processors.contains(where: { !$0.dpc.queue.isEmpty || $0.dpc.routineActive }) {
         m.delay(until: m.clock + stepTime)
     }
+    m.happensAfter(SyncKey.dpcsFlushed)
 }
 
 extension Machine {
@@ -172,7 +177,7 @@ extension Machine {
         let p = currentProcessor
         guard irql < DISPATCH_LEVEL, !p.dpc.routineActive, !p.dpc.queue.isEmpty else { return }
         let interrupted = irql
-        irql = DISPATCH_LEVEL
+        setIrqlForDelivery(DISPATCH_LEVEL)
         p.dpc.routineActive = true
         while !p.dpc.queue.isEmpty {
             let dpc = p.dpc.queue.removeFirst()
@@ -185,7 +190,11 @@ extension Machine {
                             + "the processor jumped to address 0 at DISPATCH_LEVEL.")
             }
             recordEvent(.dpc(address(dpc)))
-            routine(dpc, k.DeferredContext, k.SystemArgument1, k.SystemArgument2)
+            inContext(of: address(dpc), deferredNames[address(dpc)] ?? "the DPC at \(hex(address(dpc)))",
+                      dispatchLevelOf: p) {
+                routine(dpc, k.DeferredContext, k.SystemArgument1, k.SystemArgument2)
+                happensBefore(SyncKey.dpcsFlushed)
+            }
             if irql != DISPATCH_LEVEL {
                 // Windows only ASSERTs here (WRK KiRetireDpcList, ReactOS dpc.c); the simulator
                 // stops with 0xC8 using the "callout" form (UniqueValue 2: P3 = its parameter).
@@ -197,7 +206,7 @@ extension Machine {
             }
         }
         p.dpc.routineActive = false
-        irql = interrupted
+        setIrqlForDelivery(interrupted)
     }
 
     /// "A wait operation, attach process, or yield was attempted from a DPC routine": Windows

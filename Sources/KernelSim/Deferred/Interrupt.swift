@@ -97,6 +97,8 @@ public func IoConnectInterrupt(
     interrupt.pointee.Affinity = ProcessorEnableMask & existing
     interrupt.pointee.Connected = TRUE
     m.interrupts.connected.append(interrupt)
+    m.kernelObject(InterruptObject)
+    m.deferredNames[address(interrupt)] = "the ISR connected at \(file):\(line)"
     InterruptObject.pointee = interrupt
     return STATUS_SUCCESS
 }
@@ -155,6 +157,7 @@ public func KsAssertInterrupt(_ Interrupt: PKINTERRUPT, processor: ULONG? = nil,
         precondition(processor < KAFFINITY.bitWidth && Interrupt.pointee.Affinity & (1 << processor) != 0,
                      "KsAssertInterrupt at \(file):\(line): processor \(processor) is not in the interrupt's affinity")
     }
+    m.happensBefore(address(Interrupt))
     let target = processor.map(Int.init)
     let vector = Interrupt.pointee.Vector
     if !m.interrupts.pending.contains(where: { $0.interrupt.pointee.Vector == vector && $0.processor == target }) {
@@ -201,27 +204,36 @@ extension Machine {
     /// the DPCs the ISRs queued run.
     private func service(_ asserted: PKINTERRUPT) {
         let irqlOfVector = asserted.pointee.Irql
-        let interrupted = raiseIrql(to: irqlOfVector)
+        let interrupted = irql
+        setIrqlForDelivery(irqlOfVector)
         for interrupt in interrupts.connected where interrupt.pointee.Vector == asserted.pointee.Vector {
-            let i = interrupt.pointee
-            acquireSpinLock(i.ActualLock!)
-            recordEvent(.interrupt(address(interrupt), irql: irqlOfVector))
-            let claimed = i.ServiceRoutine!(interrupt, i.ServiceContext)
-            if irql != irqlOfVector {
-                let note = "The ISR of vector \(i.Vector) returned at IRQL \(irql) instead of its DIRQL \(irqlOfVector)."
-                if options.verifier {
-                    // 0xC4/0x111: P2 the ISR (0: closures have no address), P3 the IRQL before it, P4 after.
-                    // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc4--driver-verifier-detected-violation
-                    bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x111, 0, ULONG_PTR(irqlOfVector), ULONG_PTR(irql), note: note)
-                }
-                // UniqueValue 3: P2 the ServiceRoutine (0: closures have no address), P3 the KINTERRUPT.
-                // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc8--irql-unexpected-value
-                bugCheck(IRQL_UNEXPECTED_VALUE, (ULONG_PTR(irql) << 16) | (ULONG_PTR(irqlOfVector) << 8) | 3,
-                         0, address(interrupt), 0, note: note)
+            let claimed = inContext(of: address(interrupt), deferredNames[address(interrupt)] ?? "an ISR") {
+                runServiceRoutine(interrupt, at: irqlOfVector)
             }
-            releaseSpinLock(i.ActualLock!)
-            if claimed != FALSE && i.Mode == LevelSensitive { break }
+            if claimed != FALSE && interrupt.pointee.Mode == LevelSensitive { break }
         }
-        irql = interrupted
+        setIrqlForDelivery(interrupted)
+    }
+
+    /// One ISR, holding its interrupt spin lock; it must return at the IRQL it was called at.
+    private func runServiceRoutine(_ interrupt: PKINTERRUPT, at irqlOfVector: KIRQL) -> BOOLEAN {
+        let i = interrupt.pointee
+        acquireSpinLock(i.ActualLock!)
+        recordEvent(.interrupt(address(interrupt), irql: irqlOfVector))
+        let claimed = i.ServiceRoutine!(interrupt, i.ServiceContext)
+        if irql != irqlOfVector {
+            let note = "The ISR of vector \(i.Vector) returned at IRQL \(irql) instead of its DIRQL \(irqlOfVector)."
+            if options.verifier {
+                // 0xC4/0x111: P2 the ISR (0: closures have no address), P3 the IRQL before it, P4 after.
+                // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc4--driver-verifier-detected-violation
+                bugCheck(DRIVER_VERIFIER_DETECTED_VIOLATION, 0x111, 0, ULONG_PTR(irqlOfVector), ULONG_PTR(irql), note: note)
+            }
+            // UniqueValue 3: P2 the ServiceRoutine (0: closures have no address), P3 the KINTERRUPT.
+            // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc8--irql-unexpected-value
+            bugCheck(IRQL_UNEXPECTED_VALUE, (ULONG_PTR(irql) << 16) | (ULONG_PTR(irqlOfVector) << 8) | 3,
+                     0, address(interrupt), 0, note: note)
+        }
+        releaseSpinLock(i.ActualLock!)
+        return claimed
     }
 }

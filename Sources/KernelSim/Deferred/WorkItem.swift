@@ -64,6 +64,7 @@ public func ExInitializeWorkItem(_ Item: PWORK_QUEUE_ITEM, _ Routine: @escaping 
 public func ExQueueWorkItem(_ WorkItem: PWORK_QUEUE_ITEM, _ QueueType: WORK_QUEUE_TYPE,
                            file: String = #filePath, line: Int = #line) {
     let m = enterKernel("ExQueueWorkItem", file, line)
+    m.kernelObject(WorkItem)
     guard let routine = WorkItem.pointee.WorkerRoutine else {
         fatalError("ExQueueWorkItem at \(file):\(line): the work item has no routine (ExInitializeWorkItem not called?)")
     }
@@ -87,6 +88,7 @@ public func IoQueueWorkItem(_ IoWorkItem: PIO_WORKITEM, _ WorkerRoutine: @escapi
                             _ QueueType: WORK_QUEUE_TYPE, _ Context: PVOID,
                             file: String = #filePath, line: Int = #line) {
     let m = enterKernel("IoQueueWorkItem", file, line)
+    m.kernelObject(IoWorkItem)
     let device = IoWorkItem.pointee.deviceObject
     device.pointee.ReferenceCount += 1
     let item = UnsafeMutableRawPointer(IoWorkItem).assumingMemoryBound(to: WORK_QUEUE_ITEM.self)

@@ -4,7 +4,7 @@
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializeevent
 public func KeInitializeEvent(_ Event: PRKEVENT, _ Type: EVENT_TYPE, _ State: BOOLEAN,
                               file: String = #filePath, line: Int = #line) {
-    _ = enterKernel("KeInitializeEvent", file, line)
+    enterKernel("KeInitializeEvent", file, line).kernelObject(Event)
     initializeEvent(Event, Type, State)
 }
 

@@ -22,7 +22,7 @@ public typealias PRKMUTEX = UnsafeMutablePointer<KMUTEX>
 /// `MutantListEntry` and header bytes 1 and 3 are not written.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializemutex
 public func KeInitializeMutex(_ Mutex: PRKMUTEX, _ Level: ULONG, file: String = #filePath, line: Int = #line) {
-    _ = enterKernel("KeInitializeMutex", file, line)
+    enterKernel("KeInitializeMutex", file, line).kernelObject(Mutex)
     Mutex.pointee.Header.Type = MutantObject
     Mutex.pointee.Header.Size = UCHAR(MemoryLayout<KMUTANT>.stride / 4)
     Mutex.pointee.Header.SignalState = 1

@@ -29,6 +29,8 @@ public func KeWaitForMultipleObjects(
     file: String = #filePath, line: Int = #line
 ) -> NTSTATUS {
     let m = enterKernel("KeWaitForMultipleObjects", file, line)
+    m.kernelObject(UInt(bitPattern: Object), size: Int(Count) * MemoryLayout<PVOID>.stride)
+    if let WaitBlockArray { m.kernelObject(UInt(bitPattern: WaitBlockArray), size: Int(Count) * MemoryLayout<KWAIT_BLOCK>.stride) }
     m.resumeWaitNext()
     // https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc--maximum-wait-objects-exceeded
     if Count > (WaitBlockArray == nil ? THREAD_WAIT_OBJECTS : MAXIMUM_WAIT_OBJECTS) {

@@ -18,7 +18,7 @@ public typealias PRKSEMAPHORE = UnsafeMutablePointer<KSEMAPHORE>
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializesemaphore
 public func KeInitializeSemaphore(_ Semaphore: PRKSEMAPHORE, _ Count: LONG, _ Limit: LONG,
                                   file: String = #filePath, line: Int = #line) {
-    _ = enterKernel("KeInitializeSemaphore", file, line)
+    enterKernel("KeInitializeSemaphore", file, line).kernelObject(Semaphore)
     Semaphore.pointee.Header.Type = SemaphoreObject
     Semaphore.pointee.Header.Size = UCHAR(MemoryLayout<KSEMAPHORE>.stride / 4)
     Semaphore.pointee.Header.SignalState = Count

@@ -65,6 +65,7 @@ extension Machine {
     /// follow the NULL links of a zeroed header and fault at raised IRQL.
     func initializedWaitList(_ object: UnsafeMutableRawPointer, writing: Bool) -> PLIST_ENTRY {
         let head = waitListHead(object)
+        kernelObject(address(object), size: dispatcherObjectSize(object))
         if head.pointee.Flink == nil || head.pointee.Blink == nil {
             bugCheck(IRQL_NOT_LESS_OR_EQUAL, 0, ULONG_PTR(SYNCH_LEVEL), writing ? 1 : 0, 0,
                      note: "The dispatcher object at \(hex(address(object))) has a NULL wait list: it was "
@@ -89,6 +90,7 @@ extension Machine {
     func wait(for objects: [UnsafeMutableRawPointer], waitAll: Bool, blocks: PKWAIT_BLOCK,
               timeout: PLARGE_INTEGER?) -> NTSTATUS {
         for object in objects { requireWaitable(object) }
+        kernelObject(timeout)
         let t = current!
         let deadline = timeout.map { self.deadline(for: $0.pointee) }
         // A zero timeout only polls: like a try-acquire it never waits, so it orders nothing.
@@ -119,6 +121,7 @@ extension Machine {
     /// order for as long as it stays signaled. A WaitAny block takes the object; a WaitAll block is
     /// satisfied only if all of its thread's objects can be taken now, and is skipped otherwise.
     func waitTest(_ object: UnsafeMutableRawPointer) {
+        happensBefore(address(object))
         let head = initializedWaitList(object, writing: false)
         let header = object.assumingMemoryBound(to: DISPATCHER_HEADER.self)
         var entry = head.pointee.Flink!
@@ -165,6 +168,7 @@ extension Machine {
     /// events and threads stay signaled. Returns STATUS_WAIT_0, or STATUS_ABANDONED_WAIT_0 for an
     /// abandoned mutex.
     private func take(_ object: UnsafeMutableRawPointer, for t: SimThread) -> NTSTATUS {
+        happensAfter(address(object), in: t)
         let header = object.assumingMemoryBound(to: DISPATCHER_HEADER.self)
         switch header.pointee.Type {
         case MutantObject:
@@ -177,6 +181,17 @@ extension Machine {
             break
         }
         return STATUS_WAIT_0
+    }
+
+    /// The size of the dispatcher object at `object`, from its header's type.
+    private func dispatcherObjectSize(_ object: UnsafeMutableRawPointer) -> Int {
+        switch object.assumingMemoryBound(to: DISPATCHER_HEADER.self).pointee.Type {
+        case EventNotificationObject, EventSynchronizationObject: return MemoryLayout<KEVENT>.size
+        case MutantObject: return MemoryLayout<KMUTANT>.size
+        case SemaphoreObject: return MemoryLayout<KSEMAPHORE>.size
+        case ThreadObject: return MemoryLayout<KTHREAD>.size
+        default: return MemoryLayout<DISPATCHER_HEADER>.size
+        }
     }
 
     private func requireWaitable(_ object: UnsafeMutableRawPointer) {

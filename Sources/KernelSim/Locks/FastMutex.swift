@@ -114,6 +114,7 @@ func eventOf(_ mutex: PFAST_MUTEX) -> PRKEVENT {
 extension Machine {
     /// The body of ExInitializeFastMutex and KeInitializeGuardedMutex.
     func initializeFastMutex(_ mutex: PFAST_MUTEX) {
+        kernelObject(mutex)
         registerFastMutex(mutex)
         setCount(mutex, FM_LOCK_BIT)
         mutex.pointee.Owner = nil

@@ -35,6 +35,7 @@ public typealias PKLOCK_QUEUE_HANDLE = UnsafeMutablePointer<KLOCK_QUEUE_HANDLE>
 public func KeAcquireInStackQueuedSpinLock(_ SpinLock: PKSPIN_LOCK, _ LockHandle: PKLOCK_QUEUE_HANDLE,
                                            file: String = #filePath, line: Int = #line) {
     let m = enterKernel("KeAcquireInStackQueuedSpinLock", file, line)
+    m.kernelObject(LockHandle)
     LockHandle.pointee.LockQueue.Next = nil
     LockHandle.pointee.LockQueue.Lock = SpinLock
     LockHandle.pointee.OldIrql = m.raiseIrql(to: DISPATCH_LEVEL)
@@ -47,6 +48,7 @@ public func KeAcquireInStackQueuedSpinLock(_ SpinLock: PKSPIN_LOCK, _ LockHandle
 public func KeAcquireInStackQueuedSpinLockAtDpcLevel(_ SpinLock: PKSPIN_LOCK, _ LockHandle: PKLOCK_QUEUE_HANDLE,
                                                      file: String = #filePath, line: Int = #line) {
     let m = enterKernel("KeAcquireInStackQueuedSpinLockAtDpcLevel", file, line)
+    m.kernelObject(LockHandle)
     LockHandle.pointee.LockQueue.Next = nil
     LockHandle.pointee.LockQueue.Lock = SpinLock
     m.acquireQueuedSpinLock(SpinLock, queue(of: LockHandle))

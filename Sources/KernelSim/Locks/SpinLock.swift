@@ -8,6 +8,7 @@ public typealias PKSPIN_LOCK = UnsafeMutablePointer<KSPIN_LOCK>
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keinitializespinlock
 public func KeInitializeSpinLock(_ SpinLock: PKSPIN_LOCK, file: String = #filePath, line: Int = #line) {
     let m = enterKernel("KeInitializeSpinLock", file, line)
+    m.kernelObject(SpinLock)
     m.spinLockOwners[SpinLock] = nil
     SpinLock.pointee = 0
 }
@@ -15,7 +16,9 @@ public func KeInitializeSpinLock(_ SpinLock: PKSPIN_LOCK, file: String = #filePa
 /// Raises to DISPATCH_LEVEL, saves the previous IRQL in `*OldIrql`, and spins until the lock is free.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-keacquirespinlock
 public func KeAcquireSpinLock(_ SpinLock: PKSPIN_LOCK, _ OldIrql: PKIRQL, file: String = #filePath, line: Int = #line) {
-    OldIrql.pointee = enterKernel("KeAcquireSpinLock", file, line).acquireSpinLockRaisingToDpc(SpinLock)
+    let m = enterKernel("KeAcquireSpinLock", file, line)
+    m.kernelObject(OldIrql)
+    OldIrql.pointee = m.acquireSpinLockRaisingToDpc(SpinLock)
 }
 
 /// KeAcquireSpinLock returning the previous IRQL; on x64, KeAcquireSpinLock is a macro for it.

@@ -12,16 +12,19 @@ public struct KsExploreOptions: Hashable, Sendable {
     public var seed: UInt64
     public var processorCount: Int
     public var verifier: Bool
+    /// Report data races; a schedule with one fails.
+    public var raceDetection: Bool
     /// Discards the body's standard output while exploring (a replay can show one schedule's).
     public var silent: Bool
 
     public init(schedules: Int = 100, strategy: KsStrategy = .random, seed: UInt64 = 0, processorCount: Int = 2,
-                verifier: Bool = true, silent: Bool = false) {
+                verifier: Bool = true, raceDetection: Bool = true, silent: Bool = false) {
         self.schedules = schedules
         self.strategy = strategy
         self.seed = seed
         self.processorCount = processorCount
         self.verifier = verifier
+        self.raceDetection = raceDetection
         self.silent = silent
     }
 }
@@ -34,6 +37,8 @@ public struct KsScheduleFailure: Sendable {
     public var options: KsMachineOptions
     public var outcome: KsOutcome
     public var trace: KsTrace
+    /// The first data race of the schedule, if it had one.
+    public var race: KsDataRace?
 
     public var seed: UInt64 { options.seed }
 
@@ -54,23 +59,25 @@ public struct KsExploration: Sendable {
 }
 
 /// Runs `body` on a fresh machine once per schedule and stops at the first schedule that ends in
-/// a bug check or deadlock, or after which `failed` (checked on the caller's thread) is true.
+/// a bug check or deadlock, has a data race, or after which `failed` (checked on the caller's
+/// thread) is true.
 /// Deterministic: the same options explore the same schedules in the same order.
 public func KsExplore(_ options: KsExploreOptions = KsExploreOptions(), failed: () -> Bool = { false },
                       _ body: @escaping () -> Void) -> KsExploration {
     precondition(options.schedules >= 1, "KsExploreOptions.schedules must be at least 1")
     func explore() -> KsExploration {
         let base = resolved(KsMachineOptions(processorCount: options.processorCount, seed: options.seed,
-                                             verifier: options.verifier, strategy: options.strategy), body)
+                                             verifier: options.verifier, strategy: options.strategy,
+                                             raceDetection: options.raceDetection), body)
         for index in 0..<options.schedules {
             var schedule = base
             schedule.seed = options.seed &+ UInt64(index)
             let outcome = runMachine(schedule, body).outcome!
             let failing: Bool
-            if case .completed = outcome { failing = failed() } else { failing = true }
+            if case .completed = outcome { failing = lastDataRace != nil || failed() } else { failing = true }
             if failing {
                 return KsExploration(schedulesRun: index + 1, strategy: base.strategy, failure: KsScheduleFailure(
-                    index: index, options: schedule, outcome: outcome, trace: lastTrace))
+                    index: index, options: schedule, outcome: outcome, trace: lastTrace, race: lastDataRace))
             }
         }
         return KsExploration(schedulesRun: options.schedules, strategy: base.strategy, failure: nil)

@@ -10,12 +10,16 @@ public struct KsMachineOptions: Hashable, Sendable {
     public var verifier: Bool
     /// How the scheduler chooses among runnable threads; with the seed it names one interleaving.
     public var strategy: KsStrategy
+    /// Report data races (`races=off` turns this off; accesses to shared memory still preempt).
+    public var raceDetection: Bool
 
-    public init(processorCount: Int = 2, seed: UInt64 = 0, verifier: Bool = true, strategy: KsStrategy = .random) {
+    public init(processorCount: Int = 2, seed: UInt64 = 0, verifier: Bool = true, strategy: KsStrategy = .random,
+                raceDetection: Bool = true) {
         self.processorCount = processorCount
         self.seed = seed
         self.verifier = verifier
         self.strategy = strategy
+        self.raceDetection = raceDetection
     }
 }
 
@@ -51,9 +55,11 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     let options = resolved(options, body)
     precondition(activeMachine == nil, "KsRunMachine: another machine is already running")
     let m = Machine(options: options)
+    m.races = RaceDetector(reporting: options.raceDetection)
     // The schedules of an exploration log about as many events each: the log rarely regrows.
     m.events.reserveCapacity(2 * lastTrace.events.count)
     activeMachine = m
+    installAccessHooks(true)
     simulationCPU = machineCPU()
     m.startStrategy()
     let first = m.spawn(origin: "KsRunMachine body", body)
@@ -64,8 +70,13 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
         first.baton.signal()
         m.finished.wait()
     }
+    installAccessHooks(false)
     activeMachine = nil
     lastTrace = m.events.trace
+    lastDataRace = m.withRaces { races in
+        for context in races.contexts { races.flush(context) }
+        return races.report()
+    } ?? nil
     m.pool.release()
     return m
 }
@@ -75,7 +86,8 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
 /// seed replays without knowing which exploration found it.
 func resolved(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> KsMachineOptions {
     guard case .pct(let depth, 0) = options.strategy else { return options }
-    let calibration = KsMachineOptions(processorCount: options.processorCount, seed: 0, verifier: options.verifier)
+    let calibration = KsMachineOptions(processorCount: options.processorCount, seed: 0, verifier: options.verifier,
+                                       raceDetection: options.raceDetection)
     let steps = silencingStandardOutput { runMachine(calibration, body).decisions }
     var result = options
     result.strategy = .pct(depth: depth, steps: max(1, steps))

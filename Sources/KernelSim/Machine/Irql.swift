@@ -24,6 +24,7 @@ public func KeGetCurrentIrql(file: String = #filePath, line: Int = #line) -> KIR
 /// Raises the current processor's IRQL to `NewIrql` and stores the previous IRQL in `*OldIrql`.
 public func KeRaiseIrql(_ NewIrql: KIRQL, _ OldIrql: PKIRQL, file: String = #filePath, line: Int = #line) {
     let m = enterKernel("KeRaiseIrql", file, line)
+    m.kernelObject(OldIrql)
     OldIrql.pointee = m.raiseIrql(to: NewIrql)
 }
 

@@ -65,6 +65,14 @@ final class Machine: @unchecked Sendable {
     var spinLockOwners: [UnsafeMutablePointer<KSPIN_LOCK>: SimThread] = [:]
     var pool = PoolState()
     var interrupts = InterruptState()
+    /// The data-race detector; nil only for machines that never run instrumented code's hooks.
+    var races: RaceDetector?
+    /// The race context of each DPC, ISR and APC object, and how reports name it.
+    var deferredContexts: [UInt: RaceContext] = [:]
+    var deferredNames: [UInt: String] = [:]
+    /// Set while the kernel itself raises or lowers to deliver DPCs or interrupts: the thread it
+    /// borrows does not run code at DISPATCH_LEVEL, so it gets no ordering with the processor's DPCs.
+    var deliveringWork = false
 
     init(options: KsMachineOptions) {
         precondition(options.processorCount >= 1, "KsMachineOptions.processorCount must be at least 1")
@@ -86,6 +94,10 @@ final class Machine: @unchecked Sendable {
             if old < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { p.raisedSince = clock }
             if newValue > old && newValue >= DISPATCH_LEVEL { pool.trim() }  // Force IRQL Checking
             if old != newValue { recordEvent(.irql(from: old, to: newValue)) }
+            if races != nil && !deliveringWork {
+                if old < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { happensAfter(SyncKey.dispatchLevel(p)) }
+                if old >= DISPATCH_LEVEL && newValue < DISPATCH_LEVEL { happensBefore(SyncKey.dispatchLevel(p)) }
+            }
             p.irql = newValue
             if newValue < old { deliverPendingWork() }
         }
@@ -93,6 +105,13 @@ final class Machine: @unchecked Sendable {
 
     func thread(for kthread: UnsafeRawPointer?) -> SimThread? {
         threads.first { UnsafeRawPointer($0.kthread) == kthread }
+    }
+
+    /// Sets the IRQL as the kernel's delivery of DPCs and interrupts does (see `deliveringWork`).
+    func setIrqlForDelivery(_ level: KIRQL) {
+        deliveringWork = true
+        irql = level
+        deliveringWork = false
     }
 
     func registerFastMutex(_ m: UnsafeMutablePointer<FAST_MUTEX>) {

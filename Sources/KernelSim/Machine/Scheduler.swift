@@ -179,9 +179,10 @@ let dpcWatchdogLimit: LONGLONG = 200_000
 extension Machine {
     /// A scheduling point: time advances, expired timeouts wake their threads, and the strategy
     /// picks which thread executes the next step. The caller may keep running or be switched out.
+    /// `time` is how long the step takes (a memory access is shorter than a kernel call).
     /// `yielding` marks a step that only polls (a spin-lock test), which PCT must not favour forever.
-    func schedulingPoint(yielding: Bool = false) {
-        clock += stepTime
+    func schedulingPoint(yielding: Bool = false, advancing time: LONGLONG = stepTime) {
+        clock += time
         expireTimeouts()
         let p = currentProcessor
         checkDpcTimeLimit(p)

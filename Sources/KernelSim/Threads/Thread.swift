@@ -17,6 +17,8 @@ final class SimThread {
     var priority = 0
     /// Locks held, oldest first, for Driver Verifier's deadlock detection.
     var heldLocks: [HeldLock] = []
+    /// The race contexts running on this thread: its own, then any DPC, ISR or APC it is running.
+    var raceContexts: [RaceContext] = []
     var state = ThreadState.ready
     var processor: Processor?
     /// The IRQL to restore when the thread is put back on a processor.
@@ -82,6 +84,7 @@ extension Machine {
     /// Creates a ready thread whose worker waits for the baton before running `body`.
     func spawn(origin: String, _ body: @escaping () -> Void) -> SimThread {
         let t = SimThread(id: threads.count + 1, origin: origin, body: body)
+        threadCreated(t)
         threads.append(t)
         readyQueue.append(t)
         launch(t)
@@ -138,6 +141,8 @@ public func PsCreateSystemThread(
     file: String = #filePath, line: Int = #line
 ) -> NTSTATUS {
     let m = enterKernel("PsCreateSystemThread", file, line)
+    m.kernelObject(ThreadHandle)
+    m.kernelObject(ClientId)
     m.requirePassive(ddiRule: 0x0002_001C, "IrqlPsPassive")
     let t = m.spawn(origin: "PsCreateSystemThread at \(file):\(line)") { StartRoutine(StartContext) }
     t.kthread.pointee.KernelApcDisable = -1
@@ -171,6 +176,7 @@ public func KeDelayExecutionThread(
     file: String = #filePath, line: Int = #line
 ) -> NTSTATUS {
     let m = enterKernel("KeDelayExecutionThread", file, line)
+    m.kernelObject(Interval)
     m.delay(until: m.deadline(for: Interval.pointee))
     return STATUS_SUCCESS
 }

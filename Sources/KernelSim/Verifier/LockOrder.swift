@@ -22,6 +22,16 @@ public struct KsLockKind: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let kernelMutex = KsLockKind(rawValue: "KMUTEX")
 
     public var description: String { rawValue }
+
+    /// The size of the object a lock of this kind is.
+    var objectSize: Int {
+        switch self {
+        case .fastMutex: return MemoryLayout<FAST_MUTEX>.size
+        case .guardedMutex: return MemoryLayout<KGUARDED_MUTEX>.size
+        case .kernelMutex: return MemoryLayout<KMUTANT>.size
+        default: return MemoryLayout<KSPIN_LOCK>.size
+        }
+    }
 }
 
 /// A lock: its kind and address.
@@ -98,6 +108,7 @@ extension Machine {
     /// ABBA pair is stopped before it can block on the first.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0xc4--driver-verifier-detected-violation
     func lockWillBeAcquired(_ lock: KsLock) {
+        kernelObject(lock.address, size: lock.kind.objectSize)
         guard options.verifier else { return }
         let me = current!
         let site = me.lastCall!
@@ -136,6 +147,9 @@ extension Machine {
     func lockAcquired(_ lock: KsLock, by thread: SimThread? = nil) {
         let t = thread ?? current!
         t.heldLocks.append(HeldLock(lock: lock, site: t.lastCall!, acquisition: lockOrder.nextAcquisition()))
+        kernelObject(lock.address, size: lock.kind.objectSize)
+        happensAfter(lock.address, in: t)
+        locksChanged(t)
         recordEvent(.acquire(lock), thread: t)
     }
 
@@ -172,8 +186,11 @@ extension Machine {
                             + "at \(last.site.file):\(last.site.line). Release locks in the reverse order of acquisition.")
             }
         }
+        kernelObject(lock.address, size: lock.kind.objectSize)
+        happensBefore(lock.address)
         if let owner, let index = owner.heldLocks.lastIndex(where: { $0.lock.address == lock.address }) {
             owner.heldLocks.remove(at: index)
+            locksChanged(owner)
         }
         recordEvent(.release(lock))
     }

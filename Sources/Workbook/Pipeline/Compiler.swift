@@ -22,8 +22,11 @@ public struct SimulatorBuild: Sendable {
 
     var requiredFiles: [String] {
         ["libKernelSim.so", "Modules/KernelSim.swiftmodule",
-         "Modules/WorkbookRuntime.swiftmodule"].map { "\(directory)/\($0)" }
+         "Modules/WorkbookRuntime.swiftmodule", instrumentationModuleMap].map { "\(directory)/\($0)" }
     }
+
+    /// The C module KernelSim re-exports (the Interlocked routines and the instrumentation hooks).
+    let instrumentationModuleMap = "KernelSimInstrumentation.build/module.modulemap"
 
     /// Changes whenever the simulator is rebuilt: size and modification time of its files.
     public var identity: String {
@@ -82,6 +85,7 @@ public struct Compiler: Sendable {
             "-module-name", moduleName, "-Onone", "-diagnostic-style=llvm",
             "-module-cache-path", moduleCache,
             "-I", "\(simulator.directory)/Modules",
+            "-Xcc", "-fmodule-map-file=\(simulator.directory)/\(simulator.instrumentationModuleMap)",
             // Kernel objects are C structs reached through pointers: a DPC or APC that runs inside
             // `KeReleaseSpinLock(&device.lock, ...)` and takes `&device.lock` again is ordinary driver
             // code, but Swift's dynamic exclusivity check would see two overlapping accesses and abort.
@@ -89,7 +93,11 @@ public struct Compiler: Sendable {
             "-enforce-exclusivity=unchecked",
         ]
         if let executable {
-            if debugInfo { arguments.append("-g") }
+            // ThreadSanitizer's instrumentation only, from the frontend: the driver would also link
+            // TSan's runtime, and KernelSim implements the entry points instead (race detection
+            // and preemption at shared-memory accesses). Line tables let a race report name both
+            // accesses' chapter lines.
+            arguments += ["-Xfrontend", "-sanitize=thread", debugInfo ? "-g" : "-gline-tables-only"]
             arguments += ["-L", simulator.directory, "-lKernelSim",
                           "-Xlinker", "-rpath", "-Xlinker", simulator.directory, "-o", executable]
         } else {

@@ -1,0 +1,63 @@
+// Where instrumented chapter code meets the machine: every access reaches `memoryAccess`, which
+// makes an access to shared memory a scheduling point (so the load and the store of `count += 1`
+// can be separated by another thread, DPC or ISR) and feeds the race detector.
+import Glibc
+import KernelSimInstrumentation
+
+/// Simulated time an access to shared memory takes: 100 ns, a tenth of a kernel call's step, so a
+/// loop spinning on a variable still lets timeouts expire and the DPC watchdog see it.
+let memoryAccessTime: LONGLONG = 1
+
+private let accessHook: ks_access_hook_t = { address, size, flags, pc in
+    guard let m = activeMachine, let races = m.races, !races.busy, m.onSimulatedThread else { return }
+    m.memoryAccess(address, size: size, flags: flags, pc: pc)
+}
+
+private let freeHook: ks_free_hook_t = { pointer, size in
+    guard let m = activeMachine, m.onSimulatedThread else { return }
+    m.withRaces { $0.forget(UInt(bitPattern: pointer), size: size) }
+}
+
+/// Routes instrumented accesses and frees to the running machine (nil: to nobody).
+func installAccessHooks(_ on: Bool) {
+    ks_set_access_hook(on ? accessHook : nil)
+    ks_set_free_hook(on ? freeHook : nil)
+}
+
+extension Machine {
+    /// Whether the caller is the simulated thread that holds the baton (instrumented code can
+    /// also run on threads the simulator does not know, which it ignores).
+    var onSimulatedThread: Bool {
+        guard let t = current else { return false }
+        return pthread_equal(t.pthread, pthread_self()) != 0
+    }
+
+    func memoryAccess(_ address: UInt, size: UInt, flags: UInt32, pc: UInt) {
+        let races = races!
+        let context = raceContext(of: current)
+        let write = flags & UInt32(KS_ACCESS_WRITE) != 0
+        if flags & UInt32(KS_ACCESS_INOUT) != 0 {
+            let p = currentProcessor
+            races.pend(PendingInout(address: address, write: write, pc: pc, processor: UInt8(truncatingIfNeeded: p.number),
+                                    irql: p.irql), in: context)
+            return
+        }
+        races.busy = true
+        races.flush(context)
+        let shared = races.touch(address >> 3, address, size: size, by: context)?.shared ?? false
+        races.busy = false
+        if shared { schedulingPoint(advancing: memoryAccessTime) }
+        // The thread may resume on another processor, and a context it ran meanwhile may have
+        // been pushed and popped: read both again.
+        let p = currentProcessor
+        let atomic = flags & UInt32(KS_ACCESS_ATOMIC) != 0
+        races.busy = true
+        races.access(address, size: size, write: write, atomic: atomic, pc: pc, processor: p.number, irql: p.irql,
+                     context: context)
+        if atomic {
+            races.acquire(address, into: context)
+            races.release(address, from: context)
+        }
+        races.busy = false
+    }
+}

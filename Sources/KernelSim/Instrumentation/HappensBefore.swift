@@ -1,0 +1,111 @@
+// The happens-before edges Windows documents, as the kernel routines report them to the race
+// detector: locks (every kind, through Verifier's lock bookkeeping), dispatcher objects (a signal
+// orders what came before it with the wait it satisfies: thread end, events, semaphores,
+// mutexes), thread creation, KeInsertQueueDpc before the DPC, the end of every DPC before
+// KeFlushQueuedDpcs returns, KeInsertQueueApc before the APC, KsAssertInterrupt before the ISR,
+// and a processor's DISPATCH_LEVEL: code a thread runs at or above it is ordered with the DPCs of
+// that processor, which cannot interleave with it there.
+
+/// Clocks the machine keeps for itself rather than for an object at an address (no object lives
+/// at these addresses).
+enum SyncKey {
+    /// Processor n's DISPATCH_LEVEL.
+    static func dispatchLevel(_ p: Processor) -> UInt { UInt(p.number) + 1 }
+    /// Every DPC's end, for KeFlushQueuedDpcs.
+    static let dpcsFlushed: UInt = 0x1000
+}
+
+extension Machine {
+    /// The context code on `t` runs in: the innermost DPC, ISR or APC running on it, or the thread's own.
+    func raceContext(of t: SimThread) -> RaceContext {
+        if let context = t.raceContexts.last { return context }
+        let context = races!.newContext(name: t.name)
+        t.raceContexts.append(context)
+        return context
+    }
+
+    /// Runs `body` on the detector, if races are tracked, marked busy: the C library's `free`,
+    /// which the detector's own collections call, must not re-enter it.
+    @discardableResult
+    func withRaces<T>(_ body: (RaceDetector) -> T) -> T? {
+        guard let races, !races.busy else { return nil }
+        races.busy = true
+        defer { races.busy = false }
+        return body(races)
+    }
+
+    /// `t` (by default the current thread) acquires the clock of `key`: a lock taken, a wait satisfied.
+    func happensAfter(_ key: UInt, in t: SimThread? = nil) {
+        let context = races == nil ? nil : raceContext(of: t ?? current)
+        withRaces { $0.acquire(key, into: context!) }
+    }
+
+    /// The current context releases into the clock of `key`: a lock released, an object signaled.
+    func happensBefore(_ key: UInt) {
+        let context = races == nil ? nil : raceContext(of: current)
+        withRaces { $0.release(key, from: context!) }
+    }
+
+    /// A new thread starts after what its creator did so far.
+    func threadCreated(_ child: SimThread) {
+        guard races != nil, let creator = current else { return }
+        let parent = raceContext(of: creator)
+        withRaces { races in
+            let context = races.newContext(name: child.name)
+            child.raceContexts = [context]
+            races.fork(context, from: parent)
+        }
+    }
+
+    /// Runs a DPC, ISR or APC routine in the context of `object` (one per object, created on
+    /// first use and named by `name`), after the edge `object` carries (its queuing); a DPC also
+    /// runs after, and before, the DISPATCH_LEVEL code of its processor.
+    func inContext<T>(of object: UInt, _ name: @autoclosure () -> String, dispatchLevelOf p: Processor? = nil,
+                      _ body: () -> T) -> T {
+        guard races != nil else { return body() }
+        let t = current!
+        let context = deferredContexts[object] ?? withRaces { races in
+            let created = races.newContext(name: name())
+            deferredContexts[object] = created
+            return created
+        }!
+        context.lockBase = t.heldLocks.count
+        context.lockset = 0
+        t.raceContexts.append(context)
+        withRaces { races in
+            races.acquire(object, into: context)
+            if let p { races.acquire(SyncKey.dispatchLevel(p), into: context) }
+        }
+        defer {
+            withRaces { races in
+                if let p { races.release(SyncKey.dispatchLevel(p), from: context) }
+                races.flush(context)
+            }
+            t.raceContexts.removeLast()
+        }
+        return body()
+    }
+
+    /// Registers a kernel object (or an out-parameter the kernel writes) that chapter code passes
+    /// by address: accesses to it are the kernel's business, never a data race.
+    func kernelObject<T>(_ pointer: UnsafeMutablePointer<T>?) {
+        guard let pointer else { return }
+        kernelObject(UInt(bitPattern: pointer), size: MemoryLayout<T>.size)
+    }
+
+    func kernelObject(_ address: UInt, size: Int) {
+        withRaces { $0.registerKernelObject(address, size: size) }
+    }
+
+    /// Recomputes the lock set of `t`'s current context after its locks changed.
+    func locksChanged(_ t: SimThread) {
+        guard races != nil else { return }
+        let context = raceContext(of: t)
+        let base = min(context.lockBase, t.heldLocks.count)
+        withRaces { races in
+            context.lockset = races.intern(t.heldLocks[base...].map {
+                HeldLockSite(lock: $0.lock, file: $0.site.file, line: $0.site.line)
+            })
+        }
+    }
+}

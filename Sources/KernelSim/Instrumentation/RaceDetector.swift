@@ -1,0 +1,187 @@
+// A happens-before data-race detector over the simulated machine's execution contexts: system
+// threads, DPCs, ISRs and APCs each have a vector clock; synchronization (locks, waits, DPC
+// queuing, thread creation, a processor's DISPATCH_LEVEL, atomics) joins clocks; two accesses to
+// the same bytes, at least one a write, not both atomic, whose contexts are not ordered, race.
+// Because order is judged by clocks and not by the interleaving, one run finds a race even when
+// its schedule happened to be harmless (the point of FastTrack and ThreadSanitizer).
+
+/// One context whose accesses are in program order: a thread, or one DPC, ISR or APC object's
+/// routine (its runs are taken to be in order, as they are on one processor).
+final class RaceContext {
+    let id: Int
+    var clock = VectorClock()
+    /// How reports name it: "thread 3", "the DPC initialized at ch.md:40".
+    let name: String
+    /// Where its locks start in its thread's `heldLocks`: a DPC holds what it took, not what the
+    /// thread it interrupted holds.
+    var lockBase = 0
+    var lockset: UInt32 = 0
+    /// Swift `inout` accesses not yet judged: their address may be the kernel object of the call
+    /// that follows (`ExAcquireFastMutex(&lock)`), which registers it first (see `RaceDetector.flush`).
+    var pending: [PendingInout] = []
+
+    init(id: Int, name: String) {
+        self.id = id
+        self.name = name
+        clock.set(id, 1)
+    }
+
+    var now: UInt32 { clock[id] }
+}
+
+struct PendingInout {
+    var address: UInt
+    var write: Bool
+    var pc: UInt
+    var processor: UInt8
+    var irql: KIRQL
+}
+
+/// A lock as a report names it.
+struct HeldLockSite: Hashable {
+    var lock: KsLock
+    var file: String
+    var line: Int
+}
+
+/// The race detector of one machine run.
+final class RaceDetector {
+    /// Off with `races=off`: accesses still make scheduling points, but nothing is reported.
+    let reporting: Bool
+    private(set) var contexts: [RaceContext] = []
+    private var shadow: [UInt: ShadowGranule] = [:]
+    /// Clocks of synchronization objects by address (or by `SyncKey` for the machine's own).
+    private var syncs: [UInt: VectorClock] = [:]
+    /// Lock sets by index; 0 is the empty set.
+    private(set) var locksets: [[HeldLockSite]] = [[]]
+    private var locksetIndex: [[HeldLockSite]: UInt32] = [[]: 0]
+    /// The first race, in full, and how many distinct pairs of instructions raced.
+    private(set) var firstRace: (previous: ShadowAccess, current: ShadowAccess, address: UInt, size: UInt)?
+    private(set) var racingPairs: Set<PCPair> = []
+    /// Set while the detector runs, so that `free` called from its own code is not fed back to it.
+    var busy = false
+
+    struct PCPair: Hashable {
+        var a: UInt
+        var b: UInt
+        init(_ x: UInt, _ y: UInt) { (a, b) = x < y ? (x, y) : (y, x) }
+    }
+
+    init(reporting: Bool) { self.reporting = reporting }
+
+    func newContext(name: String) -> RaceContext {
+        let context = RaceContext(id: contexts.count, name: name)
+        contexts.append(context)
+        return context
+    }
+
+    // MARK: Synchronization
+
+    func acquire(_ key: UInt, into context: RaceContext) {
+        flush(context)
+        if let clock = syncs[key] { context.clock.join(clock) }
+    }
+
+    func release(_ key: UInt, from context: RaceContext) {
+        flush(context)
+        syncs[key, default: VectorClock()].join(context.clock)
+        context.clock.set(context.id, context.now + 1)
+    }
+
+    /// A new context that starts after everything `parent` did so far (thread creation).
+    func fork(_ child: RaceContext, from parent: RaceContext) {
+        flush(parent)
+        child.clock.join(parent.clock)
+        parent.clock.set(parent.id, parent.now + 1)
+    }
+
+    func intern(_ locks: [HeldLockSite]) -> UInt32 {
+        if let index = locksetIndex[locks] { return index }
+        let index = UInt32(locksets.count)
+        locksets.append(locks)
+        locksetIndex[locks] = index
+        return index
+    }
+
+    // MARK: Kernel objects and memory
+
+    /// Marks `[address, address + size)` as a kernel object: forgotten, and never reported again.
+    func registerKernelObject(_ address: UInt, size: Int) {
+        guard size > 0 else { return }
+        for granule in (address >> 3)...((address + UInt(size) - 1) >> 3) {
+            let g = ShadowGranule()
+            g.kernelBytes = (shadow[granule]?.kernelBytes ?? 0) | granuleBytes(granule, address, UInt(size))
+            shadow[granule] = g
+        }
+    }
+
+    /// Forgets freed memory, so that a later block at the same address starts unshared.
+    func forget(_ address: UInt, size: UInt) {
+        guard size > 0, !shadow.isEmpty else { return }
+        for granule in (address >> 3)...((address + size - 1) >> 3) { shadow.removeValue(forKey: granule) }
+    }
+
+    /// Granule `key` and the bytes of `[address, address + size)` in it that are not part of a
+    /// kernel object (nil if none are); notes whether a second context now touches it.
+    func touch(_ key: UInt, _ address: UInt, size: UInt, by context: RaceContext)
+        -> (granule: ShadowGranule, bytes: UInt8, shared: Bool)? {
+        let g: ShadowGranule
+        if let existing = shadow[key] {
+            g = existing
+        } else {
+            g = ShadowGranule()
+            shadow[key] = g
+        }
+        let bytes = granuleBytes(key, address, max(size, 1)) & ~g.kernelBytes
+        guard bytes != 0 else { return nil }
+        return (g, bytes, g.touch(by: UInt32(context.id + 1)))
+    }
+
+    /// Checks an access against the shadow and remembers it.
+    func access(_ address: UInt, size: UInt, write: Bool, atomic: Bool, pc: UInt, processor: Int, irql: KIRQL,
+                context: RaceContext) {
+        let access = ShadowAccess(context: UInt32(context.id + 1), clock: context.now, lockset: context.lockset,
+                                  pc: pc, write: write, atomic: atomic, processor: UInt8(truncatingIfNeeded: processor),
+                                  irql: irql)
+        let last = (address &+ max(size, 1) - 1) >> 3
+        var granule = address >> 3
+        while granule <= last {
+            defer { granule += 1 }
+            guard let (g, bytes, _) = touch(granule, address, size: size, by: context) else { continue }
+            var mine = access
+            mine.bytes = bytes
+            if reporting { check(mine, against: g, context: context, address: address, size: size) }
+            g.remember(mine)
+        }
+    }
+
+    private func check(_ access: ShadowAccess, against g: ShadowGranule, context: RaceContext, address: UInt, size: UInt) {
+        for i in 0..<4 {
+            let old = g[i]
+            guard !old.isEmpty, old.context != access.context, old.bytes & access.bytes != 0,
+                  old.write || access.write, !(old.atomic && access.atomic),
+                  old.clock > context.clock[Int(old.context) - 1] else { continue }
+            if firstRace == nil { firstRace = (old, access, address, size) }
+            racingPairs.insert(PCPair(old.pc, access.pc))
+        }
+    }
+
+    // MARK: Swift inout accesses
+
+    func pend(_ access: PendingInout, in context: RaceContext) {
+        context.pending.append(access)
+    }
+
+    /// Judges the context's pending `inout` accesses, dropping those a kernel call has since
+    /// registered as kernel objects. Runs before anything changes the context's clock, so each is
+    /// judged with the clock it was made at.
+    func flush(_ context: RaceContext) {
+        guard !context.pending.isEmpty else { return }
+        let pending = context.pending
+        context.pending.removeAll(keepingCapacity: true)
+        for p in pending {
+            access(p.address, size: 1, write: p.write, atomic: false, pc: p.pc, processor: Int(p.processor),
+                   irql: p.irql, context: context)
+        }
+    }
+}

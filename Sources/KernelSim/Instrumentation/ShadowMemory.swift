@@ -1,0 +1,93 @@
+// The shadow of chapter-program memory, in 8-byte granules as ThreadSanitizer keeps it: for each
+// granule, the last few accesses that a future access may race with.
+
+/// One remembered access: who made it, when (its context's clock), which bytes, and where, with
+/// what the report needs to say about it.
+struct ShadowAccess {
+    /// The race context that made it, plus one (0: the slot is empty).
+    var context: UInt32 = 0
+    var clock: UInt32 = 0
+    /// Interned set of locks its context held (`RaceDetector.locksets`).
+    var lockset: UInt32 = 0
+    /// The instruction address in the chapter program.
+    var pc: UInt = 0
+    /// Bytes of the granule it touched, as a bit mask.
+    var bytes: UInt8 = 0
+    var write = false
+    var atomic = false
+    var processor: UInt8 = 0
+    var irql: KIRQL = 0
+
+    var isEmpty: Bool { context == 0 }
+}
+
+/// Four accesses per granule, like TSan's shadow cells: enough to keep reads by a few contexts
+/// beside the last write.
+final class ShadowGranule {
+    private var slots = (ShadowAccess(), ShadowAccess(), ShadowAccess(), ShadowAccess())
+    /// Bytes that belong to a kernel object (a lock, an event, an IRQL out-parameter...): never
+    /// reported, never a scheduling point.
+    var kernelBytes: UInt8 = 0
+    /// The first context to touch the granule, plus one, until a second one does; then `shared`.
+    private var firstContext: UInt32 = 0
+    private(set) var shared = false
+    /// The slot an access replaces when all four are taken (rotating).
+    private var nextVictim = 0
+
+    subscript(i: Int) -> ShadowAccess {
+        get {
+            switch i {
+            case 0: return slots.0
+            case 1: return slots.1
+            case 2: return slots.2
+            default: return slots.3
+            }
+        }
+        set {
+            switch i {
+            case 0: slots.0 = newValue
+            case 1: slots.1 = newValue
+            case 2: slots.2 = newValue
+            default: slots.3 = newValue
+            }
+        }
+    }
+
+    /// Notes that `context` (plus one) touched the granule; true once two contexts have.
+    func touch(by context: UInt32) -> Bool {
+        if !shared {
+            if firstContext == 0 { firstContext = context } else if firstContext != context { shared = true }
+        }
+        return shared
+    }
+
+    /// Keeps `access`: over an access of the same context that it makes redundant (no other bytes,
+    /// and a write over a read), else in an empty slot, else over the next in rotation.
+    func remember(_ access: ShadowAccess) {
+        var empty = -1
+        for i in 0..<4 {
+            let old = self[i]
+            if old.isEmpty {
+                if empty < 0 { empty = i }
+            } else if old.context == access.context && old.bytes & ~access.bytes == 0
+                        && (access.write || !old.write) && old.atomic == access.atomic {
+                self[i] = access
+                return
+            }
+        }
+        if empty >= 0 {
+            self[empty] = access
+        } else {
+            self[nextVictim] = access
+            nextVictim = (nextVictim + 1) & 3
+        }
+    }
+}
+
+/// The bytes of granule `granule` (address `granule << 3`) that `[address, address + size)` covers.
+func granuleBytes(_ granule: UInt, _ address: UInt, _ size: UInt) -> UInt8 {
+    let start = granule << 3
+    let low = max(address, start) - start
+    let high = min(address &+ size, start + 8) - start
+    return UInt8(truncatingIfNeeded: (UInt(1) << high) - (UInt(1) << low))
+}
