@@ -56,14 +56,15 @@ void __tsan_vptr_read(void **a) { report(a, sizeof(void *), 0, CALLER); }
 void __tsan_vptr_update(void **a, void *value) { (void)value; report(a, sizeof(void *), KS_ACCESS_WRITE, CALLER); }
 
 // Swift's inout (modify) and read accesses to variables whose storage is not a plain load/store,
-// such as collections: `tag` is Swift's access-race tag; the caller passes its own pc.
+// such as collections; `tag` is Swift's access-race tag. Swift passes its function's own return
+// address as `pc`, which names the caller's line, so the access is placed at this call instead.
 void __tsan_external_read(void *a, void *pc, void *tag) {
-    (void)tag;
-    report(a, 1, KS_ACCESS_INOUT, pc ? pc : CALLER);
+    (void)pc, (void)tag;
+    report(a, 1, KS_ACCESS_INOUT, CALLER);
 }
 void __tsan_external_write(void *a, void *pc, void *tag) {
-    (void)tag;
-    report(a, 1, KS_ACCESS_INOUT | KS_ACCESS_WRITE, pc ? pc : CALLER);
+    (void)pc, (void)tag;
+    report(a, 1, KS_ACCESS_INOUT | KS_ACCESS_WRITE, CALLER);
 }
 
 void *__tsan_memset(void *d, int c, size_t n) {

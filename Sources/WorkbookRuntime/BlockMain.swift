@@ -9,15 +9,18 @@ public struct WorkbookBlock {
     /// Schedules to explore (`schedules=N`); 1 runs the block once with `seed`.
     public var schedules: Int
     public var strategy: KsStrategy
+    /// Report data races (`races=off` turns it off).
+    public var races: Bool
     public var body: () -> Void
 
     public init(processors: Int, seed: UInt64, verifier: Bool, schedules: Int = 1, strategy: KsStrategy = .random,
-                body: @escaping () -> Void) {
+                races: Bool = true, body: @escaping () -> Void) {
         self.processors = processors
         self.seed = seed
         self.verifier = verifier
         self.schedules = schedules
         self.strategy = strategy
+        self.races = races
         self.body = body
     }
 }
@@ -35,12 +38,13 @@ struct ExplorationSummary {
 /// of one schedule, which its seed reproduces.
 private func run(_ block: WorkbookBlock) -> (KsOutcome, ExplorationSummary?) {
     var options = KsMachineOptions(processorCount: block.processors, seed: block.seed, verifier: block.verifier,
-                                   strategy: block.strategy)
+                                   strategy: block.strategy, raceDetection: block.races)
     let body = { resetFailures(); block.body() }
     var summary: ExplorationSummary?
     if block.schedules > 1 {
         let exploration = KsExplore(KsExploreOptions(schedules: block.schedules, strategy: block.strategy, seed: block.seed,
-                                                     processorCount: block.processors, verifier: block.verifier, silent: true),
+                                                     processorCount: block.processors, verifier: block.verifier,
+                                                     raceDetection: block.races, silent: true),
                                     failed: { !recordedFailures().isEmpty }, body)
         summary = ExplorationSummary(schedules: block.schedules, explored: exploration.schedulesRun, failure: exploration.failure)
         if let failure = exploration.failure { options = failure.options }
@@ -75,7 +79,7 @@ private func runBlock(_ index: Int, of blocks: [Int: WorkbookBlock]) -> Never {
     let (outcome, exploration) = run(block)
     fflush(nil)
     let record = ResultRecord(nonce: environment("WORKBOOK_NONCE") ?? "", outcome: outcome,
-                              failures: recordedFailures(), exploration: exploration)
+                              failures: recordedFailures(), exploration: exploration, race: KsLastDataRace())
     if let path = environment("WORKBOOK_RESULT_FILE") {
         guard let file = fopen(path, "w") else {
             writeError("workbook: cannot write the result file \(path)\n")
@@ -230,6 +234,7 @@ struct ResultRecord {
     var outcome: KsOutcome
     var failures: [CheckFailure]
     var exploration: ExplorationSummary?
+    var race: KsDataRace?
 
     var json: String {
         var fields: [String] = ["\"nonce\":\(quote(nonce))"]
@@ -260,6 +265,19 @@ struct ResultRecord {
                             "\"interleaving\":\(quote(failure.interleaving(last: 30)))"]
             }
             fields.append("\"exploration\":{\(entries.joined(separator: ","))}")
+        }
+        if let race {
+            func access(_ a: KsDataRace.Access) -> String {
+                let locks = a.locks.map {
+                    "{\"kind\":\(quote($0.kind)),\"address\":\($0.address),\"file\":\(quote($0.file)),\"line\":\($0.line)}"
+                }
+                return "{\"write\":\(a.write),\"atomic\":\(a.atomic),\"module\":\(quote(a.module)),\"offset\":\(a.offset),"
+                    + "\"function\":\(a.function.map(quote) ?? "null"),\"context\":\(quote(a.context)),"
+                    + "\"processor\":\(a.processor),\"irql\":\(a.irql),\"locks\":[\(locks.joined(separator: ","))]}"
+            }
+            fields.append("\"race\":{\"address\":\(race.address),\"size\":\(race.size),"
+                + "\"variable\":\(race.variable.map(quote) ?? "null"),\"racingPairs\":\(race.racingPairs),"
+                + "\"current\":\(access(race.current)),\"previous\":\(access(race.previous))}")
         }
         return "{\(fields.joined(separator: ","))}\n"
     }

@@ -161,7 +161,11 @@ final class RaceDetector {
             guard !old.isEmpty, old.context != access.context, old.bytes & access.bytes != 0,
                   old.write || access.write, !(old.atomic && access.atomic),
                   old.clock > context.clock[Int(old.context) - 1] else { continue }
-            if firstRace == nil { firstRace = (old, access, address, size) }
+            if firstRace == nil {
+                firstRace = (old, access, address, size)
+            } else if firstRace!.address == address && size > firstRace!.size {
+                firstRace!.size = size  // a Swift inout access has no size; a later plain one does
+            }
             racingPairs.insert(PCPair(old.pc, access.pc))
         }
     }

@@ -77,12 +77,14 @@ public struct BlockResult: Sendable {
     public var stderr: String
     public var diagnostics: [Diagnostic]
     public var bugCheck: BugCheckInfo?
+    /// The first data race the run had.
+    public var race: DataRaceInfo?
     /// Taken from the cache rather than compiled and run now.
     public var cached: Bool
 
     public init(chapter: String, block: Block, status: BlockStatus, duration: Double = 0, message: String = "",
                 stdout: String = "", stderr: String = "", diagnostics: [Diagnostic] = [],
-                bugCheck: BugCheckInfo? = nil, cached: Bool = false) {
+                bugCheck: BugCheckInfo? = nil, race: DataRaceInfo? = nil, cached: Bool = false) {
         self.chapter = chapter
         self.block = block
         self.status = status
@@ -92,6 +94,7 @@ public struct BlockResult: Sendable {
         self.stderr = stderr
         self.diagnostics = diagnostics
         self.bugCheck = bugCheck
+        self.race = race
         self.cached = cached
     }
 }

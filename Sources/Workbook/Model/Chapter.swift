@@ -45,6 +45,8 @@ public enum Expectation: Hashable, Sendable {
     case run
     /// Compile, run, and bug-check; `nil` accepts any code.
     case bugCheck(code: UInt32?)
+    /// Compile, run, and report a data race (`race`).
+    case race
     /// Fail to compile; when `containing` is set, a diagnostic must contain it.
     case compileFail(containing: String?)
     /// Compile only.
@@ -72,6 +74,8 @@ public struct RunOptions: Hashable, Sendable {
     /// `schedules=N`: explore N schedules (seeds `seed` … `seed + N − 1`); the block passes only if all do.
     public var schedules: Int = 1
     public var strategy: ScheduleStrategy = .random
+    /// `races=off`: the race detector reports nothing (accesses to shared memory still preempt).
+    public var raceDetection = true
 
     public init() {}
 }
@@ -130,7 +134,7 @@ public struct Block: Hashable, Sendable {
     /// Whether the runner executes this block.
     public var runs: Bool {
         switch expectation {
-        case .run, .bugCheck: return true
+        case .run, .bugCheck, .race: return true
         case .compileFail, .noRun, .ignore: return false
         }
     }

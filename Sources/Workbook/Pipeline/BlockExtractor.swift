@@ -7,7 +7,7 @@ public enum BlockExtractor {
     /// The attributes a ` ```swift ` block may carry in a chapter.
     static let chapterAttributes: Set<String> = [
         "bugcheck", "compile_fail", "no_run", "ignore", "exercise", "check", "hidden",
-        "verifier", "timeout", "processors", "seed", "schedules", "strategy",
+        "verifier", "timeout", "processors", "seed", "schedules", "strategy", "race", "races",
     ]
 
     /// Extracts the blocks of the chapter at `path` whose text is `markdown`.
@@ -132,6 +132,15 @@ public enum BlockExtractor {
                     }
                 }
                 try setExpectation(.bugCheck(code: code), from: name)
+            case "race":
+                try forbid(value, name)
+                try setExpectation(.race, from: name)
+            case "races":
+                switch try require(value, name, "races=off") {
+                case "on": block.options.raceDetection = true
+                case "off": block.options.raceDetection = false
+                default: throw ChapterError(location, "races must be 'on' or 'off'")
+                }
             case "compile_fail":
                 if value?.isEmpty == true { throw ChapterError(location, "compile_fail=\"\" would match anything; drop the value") }
                 try setExpectation(.compileFail(containing: value), from: name)

@@ -112,6 +112,7 @@ public struct BlockRunner: Sendable {
     private func judge(_ result: inout BlockResult, record: HandshakeRecord) {
         let block = result.block
         let failures = record.failures.map { "\($0.file):\($0.line): \($0.message)" }
+        result.race = record.race.map(RaceNaming.shared.name)
         switch record.outcome {
         case .deadlock(let report):
             result.status = .deadlock
@@ -137,6 +138,17 @@ public struct BlockRunner: Sendable {
                 return
             }
         case .completed:
+            if block.expectation == .race {
+                guard result.race != nil else {
+                    result.status = .failed
+                    result.message = "expected a data race, but the race detector found none"
+                    return
+                }
+            } else if let race = result.race {
+                result.status = .failed
+                result.message = ([race.text] + failures).joined(separator: "\n")
+                return
+            }
             if case .bugCheck(let expected) = block.expectation {
                 result.status = .failed
                 result.message = "expected the kernel to bug-check" + (expected.map { " with \(BugCheckNames.title($0) ?? String($0))" } ?? "")

@@ -25,9 +25,35 @@ struct HandshakeRecord {
         var interleaving: String?
     }
 
+    /// The race detector's first race, as the chapter program saw it.
+    struct Race {
+        struct Access {
+            struct Lock {
+                var kind: String
+                var file: String
+                var line: Int
+            }
+            var write: Bool
+            var atomic: Bool
+            var module: String
+            var offset: UInt64
+            var context: String
+            var processor: Int
+            var irql: Int
+            var locks: [Lock]
+        }
+        var address: UInt64
+        var size: Int
+        var variable: String?
+        var racingPairs: Int
+        var current: Access
+        var previous: Access
+    }
+
     var outcome: Outcome
     var failures: [Failure]
     var exploration: Exploration?
+    var race: Race?
 
     /// The record in `path`, or nil when there is none or it does not carry `nonce` (the block
     /// ended before the machine stopped, or something else wrote the file).
@@ -44,12 +70,13 @@ struct HandshakeRecord {
                         index: $0["index"] as? Int, seed: ($0["seed"] as? NSNumber)?.uint64Value,
                         strategy: $0["strategy"] as? String, interleaving: $0["interleaving"] as? String)
         }
+        let race = (object["race"] as? [String: Any]).flatMap(Race.init)
         switch object["outcome"] as? String {
         case "completed":
-            return HandshakeRecord(outcome: .completed, failures: failures, exploration: exploration)
+            return HandshakeRecord(outcome: .completed, failures: failures, exploration: exploration, race: race)
         case "deadlock":
             return HandshakeRecord(outcome: .deadlock(object["report"] as? String ?? ""), failures: failures,
-                                   exploration: exploration)
+                                   exploration: exploration, race: race)
         case "bugcheck":
             guard let check = object["bugcheck"] as? [String: Any],
                   let code = (check["code"] as? NSNumber)?.uint32Value else { return nil }
@@ -60,10 +87,30 @@ struct HandshakeRecord {
             let info = BugCheckInfo(code: code, name: check["name"] as? String ?? BugCheckNames.name(code),
                                     parameters: parameters, report: check["report"] as? String ?? "",
                                     location: location)
-            return HandshakeRecord(outcome: .bugCheck(info), failures: failures, exploration: exploration)
+            return HandshakeRecord(outcome: .bugCheck(info), failures: failures, exploration: exploration, race: race)
         default:
             return nil
         }
+    }
+}
+
+extension HandshakeRecord.Race {
+    init?(_ object: [String: Any]) {
+        func access(_ value: Any?) -> Access? {
+            guard let a = value as? [String: Any] else { return nil }
+            let locks = (a["locks"] as? [[String: Any]] ?? []).map {
+                Access.Lock(kind: $0["kind"] as? String ?? "lock", file: $0["file"] as? String ?? "?",
+                            line: $0["line"] as? Int ?? 0)
+            }
+            return Access(write: a["write"] as? Bool ?? false, atomic: a["atomic"] as? Bool ?? false,
+                          module: a["module"] as? String ?? "", offset: (a["offset"] as? NSNumber)?.uint64Value ?? 0,
+                          context: a["context"] as? String ?? "?", processor: a["processor"] as? Int ?? 0,
+                          irql: a["irql"] as? Int ?? 0, locks: locks)
+        }
+        guard let current = access(object["current"]), let previous = access(object["previous"]) else { return nil }
+        self.init(address: (object["address"] as? NSNumber)?.uint64Value ?? 0, size: object["size"] as? Int ?? 0,
+                  variable: object["variable"] as? String, racingPairs: object["racingPairs"] as? Int ?? 1,
+                  current: current, previous: previous)
     }
 }
 

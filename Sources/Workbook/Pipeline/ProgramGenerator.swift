@@ -174,6 +174,7 @@ public enum ProgramGenerator {
                 + "verifier: \(options.verifier), "
                 + (options.schedules == 1 ? "" : "schedules: \(options.schedules), ")
                 + (options.strategy == .random ? "" : "strategy: .pct(), ")
+                + (options.raceDetection ? "" : "races: false, ")
                 + "body: \(functionName(block))),\n"
         }
         out += "])\n"

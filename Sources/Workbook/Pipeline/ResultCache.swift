@@ -18,13 +18,14 @@ public struct ResultCache: Sendable {
         var stderr: String
         var diagnostics: [Diagnostic]
         var bugCheck: BugCheckInfo?
+        var race: DataRaceInfo?
     }
 
     /// The digest of what a block's result depends on besides its own code: the environment and
     /// the shared declarations it depends on.
     static func sharedDigest(environment: String, declarations: String) -> String {
         var hash = SHA256()
-        hash.update("workbook-cache-v3")
+        hash.update("workbook-cache-v4")
         hash.update(environment)
         hash.update(declarations)
         return hash.hexDigest()
@@ -47,7 +48,8 @@ public struct ResultCache: Sendable {
               let entry = try? JSONDecoder().decode(Entry.self, from: data) else { return nil }
         return BlockResult(chapter: chapter, block: block, status: entry.status, duration: entry.duration,
                            message: entry.message, stdout: entry.stdout, stderr: entry.stderr,
-                           diagnostics: entry.diagnostics, bugCheck: entry.bugCheck, cached: true)
+                           diagnostics: entry.diagnostics, bugCheck: entry.bugCheck, race: entry.race,
+                           cached: true)
     }
 
     /// Stores `result` unless it depends on the machine's load (a timeout) rather than on the code.
@@ -55,7 +57,7 @@ public struct ResultCache: Sendable {
         guard result.status != .timeout else { return }
         let entry = Entry(status: result.status, duration: result.duration, message: result.message,
                           stdout: result.stdout, stderr: result.stderr, diagnostics: result.diagnostics,
-                          bugCheck: result.bugCheck)
+                          bugCheck: result.bugCheck, race: result.race)
         guard let data = try? JSONEncoder().encode(entry) else { return }
         write(data, to: path(key))
     }

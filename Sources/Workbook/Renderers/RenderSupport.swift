@@ -28,6 +28,7 @@ enum Rendering {
         switch block.expectation {
         case .run: return "run"
         case .bugCheck: return "bugcheck"
+        case .race: return "race"
         case .compileFail: return "compile_fail"
         case .noRun: return "no_run"
         case .ignore: return "ignore"
@@ -49,6 +50,7 @@ enum Rendering {
         case .run: return nil
         case .bugCheck(let code?): return "bug check \(hexCode(code)) expected"
         case .bugCheck(nil): return "bug check expected"
+        case .race: return "data race expected"
         case .compileFail(let text?): return "compile_fail (\u{201C}\(text)\u{201D})"
         case .compileFail(nil): return "compile_fail"
         case .noRun: return "no_run"

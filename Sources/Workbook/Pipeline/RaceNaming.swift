@@ -1,0 +1,162 @@
+import Foundation
+import SwiftParser
+import SwiftSyntax
+
+/// Turns the race detector's raw record (instruction offsets in the chapter program) into the
+/// chapter's terms: each access's chapter line from the program's line table (`llvm-symbolizer`,
+/// which ships with the Swift toolchain), the variable as the code there names it, and the locks
+/// as the lines that took them name them.
+struct RaceNaming {
+    /// `llvm-symbolizer`, or nil when neither PATH nor swiftc's folder has it (lines are then left out).
+    let symbolizer: String?
+
+    static let shared = RaceNaming(symbolizer: locateSymbolizer())
+
+    private static func locateSymbolizer() -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        var folders = (environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        if let swiftc = environment["SWIFTC"] { folders.insert((swiftc as NSString).deletingLastPathComponent, at: 0) }
+        return folders.map { "\($0)/llvm-symbolizer" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    func name(_ raw: HandshakeRecord.Race) -> DataRaceInfo {
+        let lines = locations(of: [raw.current, raw.previous])
+        var sources = SourceLines()
+        func access(_ a: HandshakeRecord.Race.Access, _ place: (SourceLocation, Int)?) -> DataRaceInfo.Access {
+            DataRaceInfo.Access(
+                kind: (a.atomic ? "atomic " : "") + (a.write ? "write" : "read"), location: place?.0, column: place?.1,
+                context: a.context, processor: a.processor, irql: a.irql,
+                locks: a.locks.map { lock in
+                    let site = SourceLocation(file: lock.file, line: lock.line)
+                    let name = sources.line(site).flatMap(Self.lockArgument) ?? lock.kind
+                    return "\(name) (acquired at \(site))"
+                })
+        }
+        let current = access(raw.current, lines[0])
+        let previous = access(raw.previous, lines[1])
+        let variable = [lines[0], lines[1]].lazy.compactMap { place in
+            place.flatMap { sources.line($0.0).flatMap { Self.accessedExpression(in: $0, column: place!.1) } }
+        }.first ?? raw.variable ?? String(format: "memory at 0x%llx", raw.address)
+        return DataRaceInfo(variable: variable, size: raw.size, current: current, previous: previous,
+                            racingPairs: raw.racingPairs, advice: Self.advice(variable, current, previous))
+    }
+
+    /// What would order the two accesses.
+    static func advice(_ variable: String, _ current: DataRaceInfo.Access, _ previous: DataRaceInfo.Access) -> String {
+        let lockName = { (a: DataRaceInfo.Access) in a.locks.first.map { String($0.prefix { $0 != " " }) } ?? "" }
+        switch (current.locks.isEmpty, previous.locks.isEmpty) {
+        case (true, true):
+            return "Neither access holds a lock: guard \(variable) with one lock held around every access "
+                + "(or, for a lone counter, use an Interlocked routine everywhere)."
+        case (true, false):
+            return "The previous access holds \(lockName(previous)); the \(current.kind) by \(current.context) "
+                + "holds none: take \(lockName(previous)) around it too."
+        case (false, true):
+            return "The \(current.kind) by \(current.context) holds \(lockName(current)); the previous access holds "
+                + "none: take \(lockName(current)) around it too."
+        case (false, false):
+            return "The two accesses hold different locks (\(lockName(current)), \(lockName(previous))); "
+                + "one lock must guard \(variable) everywhere."
+        }
+    }
+
+    /// Chapter lines and columns of the accesses, in order; nil where the program has no line for it.
+    private func locations(of accesses: [HandshakeRecord.Race.Access]) -> [(SourceLocation, Int)?] {
+        guard let symbolizer, let module = accesses.first?.module,
+              accesses.allSatisfy({ $0.module == module }) else { return accesses.map { _ in nil } }
+        // The recorded address is the return address of the instrumentation call, so the call is
+        // the instruction before it. Code the compiler generates for an access (Swift's inout
+        // bookkeeping) can carry line 0; the instructions before it in the function then name the line.
+        let lookBack = 48
+        let addresses = accesses.flatMap { access in
+            (1...lookBack).map { "0x" + String(access.offset &- UInt64($0), radix: 16) }
+        }
+        guard let outcome = try? ChildProcess(
+            executable: symbolizer, arguments: ["--obj=\(module)", "--no-inlines", "--relative-address"] + addresses,
+            timeLimit: 30).run(), outcome.ending == .exited(0) else { return accesses.map { _ in nil } }
+        // One frame per address: a function line, a file:line:column line, a blank line.
+        let frames = outcome.stdout.components(separatedBy: "\n\n").map { frame -> (String, SourceLocation, Int)? in
+            let lines = frame.split(separator: "\n")
+            guard lines.count >= 2 else { return nil }
+            let parts = lines[1].split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count >= 3, let line = Int(parts[parts.count - 2]), let column = Int(parts[parts.count - 1]),
+                  line > 0 else { return nil }
+            return (String(lines[0]), SourceLocation(file: parts.dropLast(2).joined(separator: ":"), line: line), column)
+        }
+        return accesses.indices.map { i -> (SourceLocation, Int)? in
+            let candidates = frames.dropFirst(i * lookBack).prefix(lookBack)
+            guard let function = frames.dropFirst(i * lookBack).first.flatMap({ $0?.0 }) ?? candidates.compactMap({ $0?.0 }).first
+            else { return nil }
+            return candidates.lazy.compactMap { $0 }.first { $0.0 == function }.map { ($0.1, $0.2) }
+        }
+    }
+
+    /// The variable an access at `column` of `line` touches: the left side of an assignment or
+    /// compound assignment the column points into, else the member chain at the column
+    /// (`queue.lastNumber`, `messages`).
+    static func accessedExpression(in line: String, column: Int) -> String? {
+        let tree = Parser.parse(source: line)
+        let offset = line.utf8.index(line.utf8.startIndex, offsetBy: max(0, min(column - 1, line.utf8.count)))
+        let position = AbsolutePosition(utf8Offset: line.utf8.distance(from: line.utf8.startIndex, to: offset))
+        guard let token = tree.token(at: position) else { return nil }
+        var node: Syntax? = Syntax(token)
+        while let current = node {
+            if let infix = current.as(InfixOperatorExprSyntax.self) {
+                return reference(infix.leftOperand)
+            }
+            // Unfolded, as the parser leaves operators: the operand before the operator.
+            if current.is(BinaryOperatorExprSyntax.self) || current.is(AssignmentExprSyntax.self),
+               let sequence = current.parent?.parent?.as(SequenceExprSyntax.self),
+               let index = sequence.elements.firstIndex(where: { $0.id == current.id }),
+               index != sequence.elements.startIndex {
+                return reference(sequence.elements[sequence.elements.index(before: index)])
+            }
+            if current.is(MemberAccessExprSyntax.self) || current.is(DeclReferenceExprSyntax.self) {
+                var outer = current
+                while let parent = outer.parent, parent.is(MemberAccessExprSyntax.self) { outer = parent }
+                return reference(ExprSyntax(outer) ?? ExprSyntax(DeclReferenceExprSyntax(baseName: token)))
+            }
+            if current.is(CodeBlockItemSyntax.self) { break }
+            node = current.parent
+        }
+        return nil
+    }
+
+    /// `a.b.c` or `x` as written; nil for anything else (a call, a literal).
+    private static func reference(_ expr: ExprSyntax) -> String? {
+        if let member = expr.as(MemberAccessExprSyntax.self) {
+            guard let base = member.base else { return nil }
+            return reference(base).map { "\($0).\(member.declName.baseName.text)" }
+        }
+        if let name = expr.as(DeclReferenceExprSyntax.self) { return name.baseName.text }
+        if let forced = expr.as(ForceUnwrapExprSyntax.self) { return reference(forced.expression) }
+        if let subscripted = expr.as(SubscriptCallExprSyntax.self) { return reference(subscripted.calledExpression) }
+        return nil
+    }
+
+    /// The `&object` argument of the lock call on `line` (`ExAcquireFastMutex(&queue.lock)` gives
+    /// `queue.lock`).
+    static func lockArgument(in line: String) -> String? {
+        let tree = Parser.parse(source: line)
+        for token in tree.tokens(viewMode: .sourceAccurate) where token.tokenKind == .prefixAmpersand {
+            if let argument = token.parent?.as(InOutExprSyntax.self), let name = reference(argument.expression) {
+                return name
+            }
+        }
+        return nil
+    }
+}
+
+/// Lines of chapter files, read once each.
+private struct SourceLines {
+    private var files: [String: [String]] = [:]
+
+    mutating func line(_ location: SourceLocation) -> String? {
+        if files[location.file] == nil {
+            let text = (try? String(contentsOfFile: location.file, encoding: .utf8)) ?? ""
+            files[location.file] = text.components(separatedBy: "\n")
+        }
+        let lines = files[location.file]!
+        return location.line >= 1 && location.line <= lines.count ? lines[location.line - 1] : nil
+    }
+}
