@@ -98,6 +98,10 @@ public func KeClearEvent(_ Event: PRKEVENT, file: String = #filePath, line: Int 
 /// The event's current state: nonzero if signaled.
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-kereadstateevent
 public func KeReadStateEvent(_ Event: PRKEVENT, file: String = #filePath, line: Int = #line) -> LONG {
-    _ = enterKernel("KeReadStateEvent", file, line)
+    let m = enterKernel("KeReadStateEvent", file, line)
+    m.kernelObject(Event)
+    // Reading the state KeSetEvent wrote sees what the setter did before it (an x64 load of a
+    // value stored with a locked instruction), as a satisfied wait would.
+    if Event.pointee.Header.SignalState != 0 { m.happensAfter(address(Event)) }
     return Event.pointee.Header.SignalState
 }

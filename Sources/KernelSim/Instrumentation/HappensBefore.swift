@@ -59,11 +59,15 @@ extension Machine {
 
     /// Runs a DPC, ISR or APC routine in the context of `object` (one per object, created on
     /// first use and named by `name`), after the edge `object` carries (its queuing); a DPC also
-    /// runs after, and before, the DISPATCH_LEVEL code of its processor.
+    /// runs after, and before, the DISPATCH_LEVEL code of its processor. The routine interrupts
+    /// the context running on this thread's processor, which one processor runs in order: what
+    /// that context did before comes before the routine, and what it does after comes after.
     func inContext<T>(of object: UInt, _ name: @autoclosure () -> String, dispatchLevelOf p: Processor? = nil,
                       _ body: () -> T) -> T {
         guard races != nil else { return body() }
         let t = current!
+        let interrupted = raceContext(of: t)
+        let interruption = UInt(bitPattern: t.kthread) | 1  // odd: no object has this address
         let context = deferredContexts[object] ?? withRaces { races in
             let created = races.newContext(name: name())
             deferredContexts[object] = created
@@ -73,13 +77,16 @@ extension Machine {
         context.lockset = 0
         t.raceContexts.append(context)
         withRaces { races in
+            races.release(interruption, from: interrupted)
+            races.acquire(interruption, into: context)
             races.acquire(object, into: context)
             if let p { races.acquire(SyncKey.dispatchLevel(p), into: context) }
         }
         defer {
             withRaces { races in
                 if let p { races.release(SyncKey.dispatchLevel(p), from: context) }
-                races.flush(context)
+                races.release(interruption, from: context)
+                races.acquire(interruption, into: interrupted)
             }
             t.raceContexts.removeLast()
         }
