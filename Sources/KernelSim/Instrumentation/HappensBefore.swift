@@ -6,6 +6,9 @@
 // and a processor's DISPATCH_LEVEL: code a thread runs at or above it is ordered with the DPCs of
 // that processor, which cannot interleave with it there.
 
+/// How deep below a new thread's first frame its stack's shadow is forgotten.
+let stackShadowReach: UInt = 256 << 10
+
 /// Clocks the machine keeps for itself rather than for an object at an address (no object lives
 /// at these addresses).
 enum SyncKey {
@@ -102,6 +105,14 @@ extension Machine {
 
     func kernelObject(_ address: UInt, size: Int) {
         withRaces { $0.registerKernelObject(address, size: size) }
+    }
+
+    /// Forgets the shadow of the stack a new thread is about to use: a thread that ended on the same
+    /// stack left accesses there that are not this thread's (TSan forgets a dead thread's stack).
+    func forgetStackBelow() {
+        var marker = 0
+        let top = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) } + 256
+        withRaces { $0.forget(top - stackShadowReach, size: stackShadowReach) }
     }
 
     /// Recomputes the lock set of `t`'s current context after its locks changed.

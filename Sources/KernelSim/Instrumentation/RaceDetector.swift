@@ -118,7 +118,12 @@ final class RaceDetector {
     /// Forgets freed memory, so that a later block at the same address starts unshared.
     func forget(_ address: UInt, size: UInt) {
         guard size > 0, !shadow.isEmpty else { return }
-        for granule in (address >> 3)...((address + size - 1) >> 3) { shadow.removeValue(forKey: granule) }
+        let granules = (address >> 3)...((address + size - 1) >> 3)
+        if UInt(shadow.count) < UInt(granules.count) {
+            shadow = shadow.filter { !granules.contains($0.key) }
+        } else {
+            for granule in granules { shadow.removeValue(forKey: granule) }
+        }
     }
 
     /// Granule `key` and the bytes of `[address, address + size)` in it that are not part of a

@@ -75,6 +75,7 @@ final class SimThread {
 
     /// Runs on the worker once the thread first gets the baton.
     func run() {
+        activeMachine!.forgetStackBelow()
         body()
         activeMachine!.exitThread(returning: true)
     }
