@@ -96,6 +96,7 @@ enum JSONResults {
         var message: String
         var cached: Bool
         var bugcheck: BugCheck?
+        var race: Race?
         var diagnostics: [Diagnostic]
 
         init(_ result: BlockResult, chapter path: String) {
@@ -112,11 +113,13 @@ enum JSONResults {
             message = result.message
             cached = result.cached
             bugcheck = result.bugCheck.map(BugCheck.init)
+            race = result.race.map(Race.init)
             diagnostics = result.diagnostics.map(Diagnostic.init)
         }
 
         enum CodingKeys: String, CodingKey {
-            case chapter, file, line, index, kind, role, expect, exercise, status, duration, message, cached, bugcheck, diagnostics
+            case chapter, file, line, index, kind, role, expect, exercise, status, duration, message, cached, bugcheck, race,
+                 diagnostics
         }
 
         // Written out so that absent values appear as `null` rather than vanishing: consumers
@@ -136,7 +139,52 @@ enum JSONResults {
             try c.encode(message, forKey: .message)
             try c.encode(cached, forKey: .cached)
             try c.encode(bugcheck, forKey: .bugcheck)
+            try c.encode(race, forKey: .race)
             try c.encode(diagnostics, forKey: .diagnostics)
+        }
+    }
+
+    /// A data race: `DataRaceInfo` with every key present.
+    struct Race: Encodable {
+        struct Access: Encodable {
+            var kind: String
+            var file: String?
+            var line: Int?
+            var column: Int?
+            var context: String
+            var processor: Int
+            var irql: Int
+            var locks: [String]
+
+            init(_ a: DataRaceInfo.Access) {
+                (kind, file, line, column) = (a.kind, a.location?.file, a.location?.line, a.column)
+                (context, processor, irql, locks) = (a.context, a.processor, a.irql, a.locks)
+            }
+
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(kind, forKey: .kind)
+                try c.encode(file, forKey: .file)
+                try c.encode(line, forKey: .line)
+                try c.encode(column, forKey: .column)
+                try c.encode(context, forKey: .context)
+                try c.encode(processor, forKey: .processor)
+                try c.encode(irql, forKey: .irql)
+                try c.encode(locks, forKey: .locks)
+            }
+
+            enum CodingKeys: String, CodingKey { case kind, file, line, column, context, processor, irql, locks }
+        }
+        var variable: String
+        var size: Int
+        var current: Access
+        var previous: Access
+        var racingPairs: Int
+        var advice: String
+
+        init(_ race: DataRaceInfo) {
+            (variable, size, racingPairs, advice) = (race.variable, race.size, race.racingPairs, race.advice)
+            (current, previous) = (Access(race.current), Access(race.previous))
         }
     }
 
