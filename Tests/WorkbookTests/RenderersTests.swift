@@ -397,7 +397,7 @@ final class RenderersTests: XCTestCase {
         XCTAssertEqual(blocks.count, 8)
 
         let keys: Set<String> = ["chapter", "file", "line", "index", "kind", "role", "expect", "exercise", "status", "duration",
-                                 "message", "cached", "bugcheck", "diagnostics"]
+                                 "message", "cached", "bugcheck", "race", "diagnostics"]
         for block in blocks { XCTAssertEqual(Set(block.keys), keys) }
 
         let first = blocks[0]
