@@ -34,9 +34,11 @@ struct RaceNaming {
         }
         let current = access(raw.current, lines[0])
         let previous = access(raw.previous, lines[1])
-        let variable = [lines[0], lines[1]].lazy.compactMap { place in
-            place.flatMap { sources.line($0.0).flatMap { Self.accessedExpression(in: $0, column: place!.1) } }
-        }.first ?? raw.variable ?? String(format: "memory at 0x%llx", raw.address)
+        let names = zip([raw.current, raw.previous], [lines[0], lines[1]]).map { access, place -> [String]? in
+            guard let (location, column) = place, let text = sources.line(location) else { return nil }
+            return Self.accessedExpression(in: text, column: column, write: access.write)
+        }
+        let variable = Self.commonName(names[0], names[1]) ?? raw.variable ?? String(format: "memory at 0x%llx", raw.address)
         return DataRaceInfo(variable: variable, size: raw.size, current: current, previous: previous,
                             racingPairs: raw.racingPairs, advice: Self.advice(variable, current, previous))
     }
@@ -66,10 +68,13 @@ struct RaceNaming {
               accesses.allSatisfy({ $0.module == module }) else { return accesses.map { _ in nil } }
         // The recorded address is the return address of the instrumentation call, so the call is
         // the instruction before it. Code the compiler generates for an access (Swift's inout
-        // bookkeeping) can carry line 0; the instructions before it in the function then name the line.
-        let lookBack = 48
+        // bookkeeping) can carry line 0: then the access itself, which follows the call, names
+        // the line, and failing that the code before the call.
+        let reach: UInt64 = 48
+        let order = [-1] + (0..<Int(reach)).map { $0 } + (2...Int(reach)).map { -$0 }
+        let lookBack = order.count
         let addresses = accesses.flatMap { access in
-            (1...lookBack).map { "0x" + String(access.offset &- UInt64($0), radix: 16) }
+            order.map { "0x" + String(UInt64(Int64(access.offset) + Int64($0)), radix: 16) }
         }
         guard let outcome = try? ChildProcess(
             executable: symbolizer, arguments: ["--obj=\(module)", "--no-inlines", "--relative-address"] + addresses,
@@ -81,7 +86,8 @@ struct RaceNaming {
             let parts = lines[1].split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count >= 3, let line = Int(parts[parts.count - 2]), let column = Int(parts[parts.count - 1]),
                   line > 0 else { return nil }
-            return (String(lines[0]), SourceLocation(file: parts.dropLast(2).joined(separator: ":"), line: line), column)
+            return (String(lines[0]), SourceLocation(file: Self.relative(parts.dropLast(2).joined(separator: ":")), line: line),
+                    column)
         }
         return accesses.indices.map { i -> (SourceLocation, Int)? in
             let candidates = frames.dropFirst(i * lookBack).prefix(lookBack)
@@ -91,44 +97,82 @@ struct RaceNaming {
         }
     }
 
-    /// The variable an access at `column` of `line` touches: the left side of an assignment or
-    /// compound assignment the column points into, else the member chain at the column
-    /// (`queue.lastNumber`, `messages`).
-    static func accessedExpression(in line: String, column: Int) -> String? {
+    /// `path` relative to the working folder when it is inside it, as chapter paths are given.
+    static func relative(_ path: String) -> String {
+        let folder = FileManager.default.currentDirectoryPath + "/"
+        return path.hasPrefix(folder) ? String(path.dropFirst(folder.count)) : path
+    }
+
+    /// The variable an access at `column` of `line` touches, as its dotted components: for a
+    /// write, the target of the assignment or compound assignment (`count += 1`) whose statement
+    /// the column is in; otherwise the variable or member chain at the column, without a method
+    /// called on it (`messages.append(m)` touches `messages`) or a type it converts to.
+    static func accessedExpression(in line: String, column: Int, write: Bool) -> [String]? {
         let tree = Parser.parse(source: line)
-        let offset = line.utf8.index(line.utf8.startIndex, offsetBy: max(0, min(column - 1, line.utf8.count)))
-        let position = AbsolutePosition(utf8Offset: line.utf8.distance(from: line.utf8.startIndex, to: offset))
-        guard let token = tree.token(at: position) else { return nil }
-        var node: Syntax? = Syntax(token)
-        while let current = node {
-            if let infix = current.as(InfixOperatorExprSyntax.self) {
+        let offset = max(0, min(column - 1, line.utf8.count - 1))
+        guard let token = tree.token(at: AbsolutePosition(utf8Offset: offset)) else { return nil }
+        let assigned = assignmentTarget(around: Syntax(token))
+        let atColumn = referenceAt(Syntax(token))
+        return write ? assigned ?? atColumn : atColumn ?? assigned
+    }
+
+    /// Two accesses' names reduced to what they share (`entries` for `entries.count` and
+    /// `entries`), or the first when they share nothing.
+    static func commonName(_ a: [String]?, _ b: [String]?) -> String? {
+        guard let a else { return b?.joined(separator: ".") }
+        guard let b else { return a.joined(separator: ".") }
+        let shared = zip(a, b).prefix { $0 == $1 }.map(\.0)
+        return (shared.isEmpty ? a : shared).joined(separator: ".")
+    }
+
+    private static let assignmentOperators: Set<String> = ["=", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "<<=", ">>="]
+
+    /// The left side of the innermost assignment whose statement contains `node`.
+    private static func assignmentTarget(around node: Syntax) -> [String]? {
+        var current: Syntax? = node
+        while let n = current {
+            if let infix = n.as(InfixOperatorExprSyntax.self), assignmentOperators.contains(infix.operator.trimmedDescription) {
                 return reference(infix.leftOperand)
             }
-            // Unfolded, as the parser leaves operators: the operand before the operator.
-            if current.is(BinaryOperatorExprSyntax.self) || current.is(AssignmentExprSyntax.self),
-               let sequence = current.parent?.parent?.as(SequenceExprSyntax.self),
-               let index = sequence.elements.firstIndex(where: { $0.id == current.id }),
-               index != sequence.elements.startIndex {
-                return reference(sequence.elements[sequence.elements.index(before: index)])
+            if let sequence = n.as(SequenceExprSyntax.self) {
+                let elements = Array(sequence.elements)
+                if let i = elements.firstIndex(where: {
+                    $0.is(AssignmentExprSyntax.self)
+                        || ($0.as(BinaryOperatorExprSyntax.self).map { assignmentOperators.contains($0.operator.text) } ?? false)
+                }), i > 0 {
+                    return reference(elements[i - 1])
+                }
             }
-            if current.is(MemberAccessExprSyntax.self) || current.is(DeclReferenceExprSyntax.self) {
-                var outer = current
-                while let parent = outer.parent, parent.is(MemberAccessExprSyntax.self) { outer = parent }
-                return reference(ExprSyntax(outer) ?? ExprSyntax(DeclReferenceExprSyntax(baseName: token)))
-            }
-            if current.is(CodeBlockItemSyntax.self) { break }
-            node = current.parent
+            if n.is(CodeBlockItemSyntax.self) || n.is(ClosureExprSyntax.self) { return nil }
+            current = n.parent
         }
         return nil
     }
 
-    /// `a.b.c` or `x` as written; nil for anything else (a call, a literal).
-    private static func reference(_ expr: ExprSyntax) -> String? {
+    /// The variable or member chain the token is part of, unless it names a function called there.
+    private static func referenceAt(_ token: Syntax) -> [String]? {
+        var node: Syntax? = token
+        while let n = node, !(n.is(MemberAccessExprSyntax.self) || n.is(DeclReferenceExprSyntax.self)) {
+            if n.is(CodeBlockItemSyntax.self) || n.is(ExprSyntax.self) && !n.is(DeclReferenceExprSyntax.self) { return nil }
+            node = n.parent
+        }
+        guard var outer = node else { return nil }
+        while let parent = outer.parent, parent.is(MemberAccessExprSyntax.self) { outer = parent }
+        if let call = outer.parent?.as(FunctionCallExprSyntax.self), call.calledExpression.id == outer.id {
+            // A method call touches its base; a plain call (a function, a type's conversion) touches nothing here.
+            guard let member = outer.as(MemberAccessExprSyntax.self), let base = member.base else { return nil }
+            return reference(base)
+        }
+        return ExprSyntax(outer).flatMap(reference)
+    }
+
+    /// `a.b.c` or `x` as written, as components; nil for anything else (a call, a literal).
+    private static func reference(_ expr: ExprSyntax) -> [String]? {
         if let member = expr.as(MemberAccessExprSyntax.self) {
             guard let base = member.base else { return nil }
-            return reference(base).map { "\($0).\(member.declName.baseName.text)" }
+            return reference(base).map { $0 + [member.declName.baseName.text] }
         }
-        if let name = expr.as(DeclReferenceExprSyntax.self) { return name.baseName.text }
+        if let name = expr.as(DeclReferenceExprSyntax.self) { return [name.baseName.text] }
         if let forced = expr.as(ForceUnwrapExprSyntax.self) { return reference(forced.expression) }
         if let subscripted = expr.as(SubscriptCallExprSyntax.self) { return reference(subscripted.calledExpression) }
         return nil
@@ -140,7 +184,7 @@ struct RaceNaming {
         let tree = Parser.parse(source: line)
         for token in tree.tokens(viewMode: .sourceAccurate) where token.tokenKind == .prefixAmpersand {
             if let argument = token.parent?.as(InOutExprSyntax.self), let name = reference(argument.expression) {
-                return name
+                return name.joined(separator: ".")
             }
         }
         return nil
