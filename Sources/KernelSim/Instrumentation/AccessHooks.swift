@@ -4,6 +4,24 @@
 import Glibc
 import KernelSimInstrumentation
 
+/// How a thread's place reads while it is at an access to shared memory: the "file" names the
+/// instruction's offset in the chapter program, which the runner turns into a chapter line.
+let sharedAccessRoutine = "shared-memory access"
+let sharedAccessFile = "program offset"
+
+/// `pc` as an offset into the image that holds it (the chapter program), for a symbolizer.
+private func programOffset(_ pc: UInt) -> Int {
+    if programBase == 0 {
+        var file: UnsafePointer<CChar>?
+        var symbol: UnsafePointer<CChar>?
+        _ = ks_image_of(UnsafeRawPointer(bitPattern: pc), &file, &programBase, &symbol)
+    }
+    return Int(bitPattern: pc &- programBase)
+}
+
+/// The chapter program's load address, found at its first shared access (all its code is in one image).
+nonisolated(unsafe) private var programBase: UInt = 0
+
 /// Simulated time an access to shared memory takes: 100 ns, a tenth of a kernel call's step, so a
 /// loop spinning on a variable still lets timeouts expire and the DPC watchdog see it.
 let memoryAccessTime: LONGLONG = 1
@@ -46,7 +64,10 @@ extension Machine {
         races.flush(context)
         let shared = races.touch(address >> 3, address, size: size, by: context)?.shared ?? false
         races.busy = false
-        if shared { schedulingPoint(advancing: memoryAccessTime) }
+        if shared {
+            current.record(CallSite(routine: sharedAccessRoutine, file: sharedAccessFile, line: programOffset(pc)))
+            schedulingPoint(advancing: memoryAccessTime)
+        }
         // The thread may resume on another processor, and a context it ran meanwhile may have
         // been pushed and popped: read both again.
         let p = currentProcessor

@@ -30,6 +30,7 @@ public struct BlockRunner: Sendable {
         result.stdout = outcome.stdout
         result.stderr = outcome.stderr
         judge(&result, ending: outcome.ending, record: record)
+        placeSharedAccesses(in: &result, of: program)
         return result
     }
 
@@ -76,6 +77,19 @@ public struct BlockRunner: Sendable {
             }
         } ?? child.run()
         return (outcome, HandshakeRecord.read(resultFile, nonce: nonce))
+    }
+
+    /// A thread stopped at a shared-memory access is placed by its offset in the program (the
+    /// simulator has no line tables): give the message and the bug check its chapter line.
+    private func placeSharedAccesses(in result: inout BlockResult, of program: String) {
+        let naming = RaceNaming.shared
+        result.message = naming.placingSharedAccesses(in: result.message, of: program)
+        guard var check = result.bugCheck else { return }
+        check.report = naming.placingSharedAccesses(in: check.report, of: program)
+        if let location = check.location, location.file == RaceNaming.programOffsetFile {
+            check.location = naming.chapterLine(ofProgramOffset: UInt64(location.line), in: program)
+        }
+        result.bugCheck = check
     }
 
     private func judge(_ result: inout BlockResult, ending: ChildProcess.Ending, record: HandshakeRecord?) {

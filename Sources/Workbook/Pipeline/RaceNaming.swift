@@ -62,9 +62,41 @@ struct RaceNaming {
         }
     }
 
+    /// The "file" KernelSim gives a thread stopped at a shared-memory access (its line is the
+    /// instruction's offset in the program).
+    static let programOffsetFile = "program offset"
+
+    /// The chapter line of the instruction at `offset` in `program`.
+    func chapterLine(ofProgramOffset offset: UInt64, in program: String) -> SourceLocation? {
+        lines(of: [(program, offset)])[0]?.0
+    }
+
+    /// `text` (an interleaving, a crash report) with each "shared-memory access at program
+    /// offset:N" placed at its chapter line.
+    func placingSharedAccesses(in text: String, of program: String) -> String {
+        let marker = "shared-memory access at \(Self.programOffsetFile):"
+        guard text.contains(marker) else { return text }
+        // Longest first, so that offset 12 never replaces the start of offset 123.
+        let offsets = Set(text.components(separatedBy: marker).dropFirst().compactMap { UInt64($0.prefix { $0.isNumber }) })
+            .sorted { String($0).count > String($1).count }
+        let places = lines(of: offsets.map { (program, $0) })
+        var result = text
+        for (offset, place) in zip(offsets, places) {
+            let where_ = place.map { "shared-memory access at \($0.0)" } ?? "shared-memory access"
+            result = result.replacingOccurrences(of: "\(marker)\(offset)", with: where_)
+        }
+        return result
+    }
+
     /// Chapter lines and columns of the accesses, in order; nil where the program has no line for it.
     private func locations(of accesses: [HandshakeRecord.Race.Access]) -> [(SourceLocation, Int)?] {
-        guard let symbolizer, let module = accesses.first?.module,
+        lines(of: accesses.map { ($0.module, $0.offset) })
+    }
+
+    /// The chapter line and column of each instruction, given by its image and its offset there
+    /// (the return address of an instrumentation call).
+    private func lines(of accesses: [(module: String, offset: UInt64)]) -> [(SourceLocation, Int)?] {
+        guard !accesses.isEmpty, let symbolizer, let module = accesses.first?.module,
               accesses.allSatisfy({ $0.module == module }) else { return accesses.map { _ in nil } }
         // The recorded address is the return address of the instrumentation call, so the call is
         // the instruction before it. Code the compiler generates for an access (Swift's inout
