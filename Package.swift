@@ -7,7 +7,7 @@ let package = Package(
         // The one shared library generated chapter programs link against: the simulator and the
         // block runtime together, so the program and the runtime share one machine (two libraries
         // would each carry their own copy of KernelSim's state).
-        .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim", "WorkbookRuntime"]),
+        .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim", "CKernelSimContext", "WorkbookRuntime"]),
         .library(name: "Workbook", targets: ["Workbook"]),
         .executable(name: "workbook", targets: ["WorkbookCLI"]),
     ],
@@ -22,8 +22,14 @@ let package = Package(
             providers: [.apt(["libcmark-dev"])]
         ),
         // Always optimised, without dynamic exclusivity checks: exploring schedules runs the
-        // scheduler hundreds of thousands of times, and only the baton holder touches its state.
-        .target(name: "KernelSim", swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]),
+        // scheduler hundreds of thousands of times, and only the running simulated thread touches its state.
+        .target(
+            name: "KernelSim",
+            dependencies: ["CKernelSimContext"],
+            swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]
+        ),
+        // Switching between simulated threads' stacks, in assembly.
+        .target(name: "CKernelSimContext"),
         .target(name: "WorkbookRuntime", dependencies: ["KernelSim"]),
         .target(
             name: "Workbook",

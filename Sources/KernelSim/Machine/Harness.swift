@@ -54,17 +54,15 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     // The schedules of an exploration log about as many events each: the log rarely regrows.
     m.events.reserveCapacity(2 * lastTrace.events.count)
     activeMachine = m
-    simulationCPU = machineCPU()
     m.startStrategy()
     let first = m.spawn(origin: "KsRunMachine body", body)
     m.place(first)
     m.current = first
     m.recordEvent(.run)
-    onSimulationCPU {
-        first.baton.signal()
-        m.finished.wait()
-    }
+    // Returns when the machine has ended and switched back.
+    handlingFaults { Context.caller.switchTo(first.context) }
     activeMachine = nil
+    Context.recycle(m.contexts)
     lastTrace = m.events.trace
     m.pool.release()
     return m
