@@ -19,7 +19,7 @@ final class Context {
 
     /// Contexts of ended machines, for the next ones: exploring thousands of schedules maps a few
     /// stacks, not a few per schedule.
-    nonisolated(unsafe) private static var spare: [Context] = []
+    nonisolated(unsafe) private(set) static var spare: [Context] = []
 
     /// The stack pointer while the context is switched out.
     let stackPointer = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 1)
