@@ -19,10 +19,4 @@ __attribute__((noreturn)) void ks_context_resume(void *_Nonnull resume);
 void *_Nonnull ks_context_make(void *_Nonnull stack_top, void *_Nonnull (*_Nonnull entry)(void *_Nullable),
                                void *_Nullable argument);
 
-// The Swift runtime's per-task save and restore of the exclusivity access set, which lives in
-// thread-local storage (libswiftCore; SWIFT_RUNTIME_EXPORT, so the C calling convention). `state`
-// is two zero-initialised words. https://github.com/swiftlang/swift/blob/main/include/swift/Runtime/Exclusivity.h
-void swift_task_enterThreadLocalContext(char *_Nonnull state);
-void swift_task_exitThreadLocalContext(char *_Nonnull state);
-
 #endif

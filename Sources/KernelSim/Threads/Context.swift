@@ -2,8 +2,27 @@
 // stack of its own, and a switch (CKernelSimContext, in assembly) saves one context's registers on
 // its stack and resumes another's, about 10 ns against 3.6 µs for handing a semaphore between
 // pooled OS threads.
-import CKernelSimContext
 import Glibc
+
+// C functions, declared here rather than imported: chapter programs are compiled against
+// KernelSim's Swift module alone, and a debug build's module requires its clients to load every
+// Clang module it imports, even internally. Swift's calling convention passes and preserves the
+// same registers as C's for functions that take neither `self` nor an error, as these (x86_64:
+// LLVM's CSR_64; arm64: AAPCS64). KernelSim links CKernelSimContext, whose header documents them.
+@_silgen_name("ks_context_switch")
+private func ks_context_switch(_ save: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ resume: UnsafeMutableRawPointer)
+@_silgen_name("ks_context_resume")
+func ks_context_resume(_ resume: UnsafeMutableRawPointer) -> Never
+@_silgen_name("ks_context_make")
+private func ks_context_make(_ stackTop: UnsafeMutableRawPointer,
+                             _ entry: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer,
+                             _ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer
+// The Swift runtime's own (libswiftCore, C calling convention); see `Context.accesses`.
+// https://github.com/swiftlang/swift/blob/main/include/swift/Runtime/Exclusivity.h
+@_silgen_name("swift_task_enterThreadLocalContext")
+private func swift_task_enterThreadLocalContext(_ state: UnsafeMutablePointer<CChar>)
+@_silgen_name("swift_task_exitThreadLocalContext")
+private func swift_task_exitThreadLocalContext(_ state: UnsafeMutablePointer<CChar>)
 
 /// One execution context: a simulated thread's, or that of `KsRunMachine`'s caller, where the
 /// machine starts and ends.
