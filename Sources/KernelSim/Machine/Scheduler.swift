@@ -129,7 +129,7 @@ extension Machine {
             }
         }
         guard count > 0 else { return nil }
-        let chosen = count == 1 ? choices[0] : choose(from: choices[..<count])
+        let chosen = count == 1 ? choices[0] : choose(among: count)
         if chosen.processor == nil { place(chosen) }
         steps += 1
         if chosen !== current { recordEvent(.run, thread: chosen) }
