@@ -147,9 +147,8 @@ extension Machine {
     /// Lock kinds that other files add report through `lockAcquired`/`lockReleased`, which call this.
     func recordEvent(_ kind: KsEventKind, thread: SimThread? = nil) {
         guard let t = thread ?? current else { return }
-        let site = t.lastCall
+        let site = t.lastCall ?? CallSite(routine: "start", file: "", line: 0)
         events.append(KsEvent(time: clock, step: steps, processor: t.processor?.number ?? -1, thread: t.id,
-                              kind: kind, routine: site?.routine ?? "start", file: site?.file ?? "",
-                              line: site?.line ?? 0))
+                              kind: kind, routine: site.routine, file: site.file, line: site.line))
     }
 }
