@@ -5,10 +5,11 @@
 import Glibc
 
 // C functions, declared here rather than imported: chapter programs are compiled against
-// KernelSim's Swift module alone, and a debug build's module requires its clients to load every
-// Clang module it imports, even internally. Swift's calling convention passes and preserves the
-// same registers as C's for functions that take neither `self` nor an error, as these (x86_64:
-// LLVM's CSR_64; arm64: AAPCS64). KernelSim links CKernelSimContext, whose header documents them.
+// KernelSim's Swift module alone, and a module built for testing (as debug builds are) makes its
+// clients load every Clang module it imports, even internally ("missing required module"). Swift's
+// calling convention passes and preserves the same registers as C's for functions that take
+// neither `self` nor an error, as these do (x86_64: LLVM's CSR_64; arm64: AAPCS64). KernelSim
+// links CKernelSimContext, whose header documents them.
 @_silgen_name("ks_context_switch")
 private func ks_context_switch(_ save: UnsafeMutablePointer<UnsafeMutableRawPointer?>, _ resume: UnsafeMutableRawPointer)
 @_silgen_name("ks_context_resume")

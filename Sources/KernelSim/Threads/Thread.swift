@@ -1,4 +1,3 @@
-
 /// `KSTART_ROUTINE`: the entry point of a system thread.
 public typealias KSTART_ROUTINE = (_ StartContext: PVOID) -> Void
 
