@@ -7,7 +7,8 @@ let package = Package(
         // The one shared library generated chapter programs link against: the simulator and the
         // block runtime together, so the program and the runtime share one machine (two libraries
         // would each carry their own copy of KernelSim's state).
-        .library(name: "KernelSim", type: .dynamic, targets: ["KernelSim", "KernelSimInstrumentation", "WorkbookRuntime"]),
+        .library(name: "KernelSim", type: .dynamic,
+                 targets: ["KernelSim", "CKernelSimContext", "KernelSimInstrumentation", "WorkbookRuntime"]),
         .library(name: "Workbook", targets: ["Workbook"]),
         .executable(name: "workbook", targets: ["WorkbookCLI"]),
     ],
@@ -22,10 +23,17 @@ let package = Package(
             providers: [.apt(["libcmark-dev"])]
         ),
         // Always optimised, without dynamic exclusivity checks: exploring schedules runs the
-        // scheduler hundreds of thousands of times, and only the baton holder touches its state.
-        // The `__tsan_*` entry points that instrumented chapter programs call (race detection).
+        // scheduler hundreds of thousands of times, and only the running simulated thread touches its state.
+        .target(
+            name: "KernelSim",
+            dependencies: ["CKernelSimContext", "KernelSimInstrumentation"],
+            swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]
+        ),
+        // Switching between simulated threads' stacks, in assembly.
+        .target(name: "CKernelSimContext"),
+        // The `__tsan_*` entry points that instrumented chapter programs call (race detection), and
+        // the Interlocked routines.
         .target(name: "KernelSimInstrumentation"),
-        .target(name: "KernelSim", dependencies: ["KernelSimInstrumentation"], swiftSettings: [.unsafeFlags(["-O", "-enforce-exclusivity=unchecked"])]),
         .target(name: "WorkbookRuntime", dependencies: ["KernelSim"]),
         .target(
             name: "Workbook",

@@ -98,14 +98,14 @@ private func runBlock(_ index: Int, of blocks: [Int: WorkbookBlock]) -> Never {
 /// `--serve`: the fork server. Start-up of a Swift program (loading its runtime) costs several
 /// times a block's own work, so the program starts once and forks a process per block.
 ///
-/// Each request on stdin is one line, `run INDEX CPU NONCE RESULT-FILE STDOUT STDERR`, its fields
-/// separated by single spaces and percent-encoded (`ServeRequest`); CPU -1 leaves `KERNELSIM_CPU`
-/// as inherited. The server answers `pid P` once the child exists (the leader of its own process
-/// group, so the runner can kill the group), then `status S`, the child's raw wait status. EOF
-/// ends the server; a malformed request or a failed fork ends it too, and the runner then spawns.
+/// Each request on stdin is one line, `run INDEX NONCE RESULT-FILE STDOUT STDERR`, its fields
+/// separated by single spaces and percent-encoded (`ServeRequest`). The server answers `pid P`
+/// once the child exists (the leader of its own process group, so the runner can kill the group),
+/// then `status S`, the child's raw wait status. EOF ends the server; a malformed request or a
+/// failed fork ends it too, and the runner then spawns.
 ///
 /// Forking is safe because the server never leaves this function's single thread: no simulated
-/// machine runs here, and KernelSim reads `KERNELSIM_CPU` once per process, in the child.
+/// machine runs here.
 private func serve(_ blocks: [Int: WorkbookBlock]) -> Never {
     var requests = LineReader(descriptor: STDIN_FILENO)
     while let line = requests.next() {
@@ -140,7 +140,6 @@ private func runServed(_ request: ServeRequest, of blocks: [Int: WorkbookBlock])
     }
     setenv("WORKBOOK_RESULT_FILE", request.resultFile, 1)
     setenv("WORKBOOK_NONCE", request.nonce, 1)
-    if request.processor >= 0 { setenv("KERNELSIM_CPU", String(request.processor), 1) }
     runBlock(request.index, of: blocks)
 }
 
@@ -159,7 +158,6 @@ private func reply(_ text: String) -> Bool {
 /// One `--serve` request line.
 struct ServeRequest {
     var index: Int
-    var processor: Int
     var nonce: String
     var resultFile: String
     var stdout: String
@@ -167,11 +165,11 @@ struct ServeRequest {
 
     init?(_ line: [UInt8]) {
         let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard fields.count == 7, fields[0].elementsEqual("run".utf8),
+        guard fields.count == 6, fields[0].elementsEqual("run".utf8),
               let decoded = Optional(fields.dropFirst().map(percentDecoded)), !decoded.contains(where: { $0 == nil }),
-              let index = Int(decoded[0]!), let processor = Int(decoded[1]!) else { return nil }
-        (self.index, self.processor) = (index, processor)
-        (nonce, resultFile, stdout, stderr) = (decoded[2]!, decoded[3]!, decoded[4]!, decoded[5]!)
+              let index = Int(decoded[0]!) else { return nil }
+        self.index = index
+        (nonce, resultFile, stdout, stderr) = (decoded[1]!, decoded[2]!, decoded[3]!, decoded[4]!)
     }
 }
 

@@ -90,25 +90,6 @@ final class SchedulerTests: XCTestCase {
         }
     }
 
-    func testKernelsimCpuNamesTheCpuAMachineRunsOn() {
-        XCTAssertEqual(machineCPU(requested: "1", caller: 0), 1)
-        XCTAssertEqual(machineCPU(requested: nil, caller: 3), 3)
-        for unusable in ["", "one", " 1", "-1", "1024"] {
-            XCTAssertEqual(machineCPU(requested: unusable, caller: 3), 3, unusable)
-        }
-    }
-
-    func testAMachinesThreadsRunOnItsCpuAndTheCallerIsUnpinnedAfterwards() {
-        let affinity = callingThreadAffinity()
-        var cpus: Set<Int32> = []
-        assertCompleted(simulate {
-            cpus.insert(currentCPU())
-            join(startThread { cpus.insert(currentCPU()) })
-        })
-        XCTAssertEqual(cpus, [simulationCPU])
-        XCTAssertEqual(callingThreadAffinity(), affinity)
-    }
-
     func testDbgPrintWritesToStdout() {
         // Output itself goes to the test log; here we check it is a kernel call like any other.
         let m = simulate {

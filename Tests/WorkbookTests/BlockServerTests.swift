@@ -93,7 +93,7 @@ final class BlockServerTests: XCTestCase {
         let server = try BlockServer(program: Self.program, environment: [:])
         defer { server.stop() }
         let folder = try temporaryFolder()
-        let child = try server.start(block: hang.index, processor: nil, nonce: "n", resultFile: "\(folder)/result",
+        let child = try server.start(block: hang.index, nonce: "n", resultFile: "\(folder)/result",
                                      stdout: "\(folder)/out", stderr: "\(folder)/err", timeLimit: 60)
         kill(server.pid, SIGKILL)
         XCTAssertThrowsError(try child.wait()) { XCTAssertTrue($0 is ServerLost) }
@@ -108,7 +108,7 @@ final class BlockServerTests: XCTestCase {
         defer { server.stop() }
         let folder = try temporaryFolder() + "/with space %41\né"
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let child = try server.start(block: pass.index, processor: 0, nonce: "nonce 1", resultFile: "\(folder)/result file",
+        let child = try server.start(block: pass.index, nonce: "nonce 1", resultFile: "\(folder)/result file",
                                      stdout: "\(folder)/out put", stderr: "\(folder)/err", timeLimit: 60)
         XCTAssertEqual(try child.wait(), 0)
         XCTAssertEqual(try String(contentsOfFile: "\(folder)/out put", encoding: .utf8), "served\n")

@@ -43,11 +43,10 @@ func installAccessHooks(_ on: Bool) {
 }
 
 extension Machine {
-    /// Whether the caller is the simulated thread that holds the baton (instrumented code can
-    /// also run on threads the simulator does not know, which it ignores).
+    /// Whether the caller runs a simulated thread: the machine's OS thread, with a thread current
+    /// (instrumented code can also run on OS threads the simulator does not know, which it ignores).
     var onSimulatedThread: Bool {
-        guard let t = current else { return false }
-        return pthread_equal(t.pthread, pthread_self()) != 0
+        current != nil && pthread_equal(host, pthread_self()) != 0
     }
 
     func memoryAccess(_ address: UInt, size: UInt, flags: UInt32, pc: UInt) {

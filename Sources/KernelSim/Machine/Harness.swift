@@ -60,18 +60,16 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     m.events.reserveCapacity(2 * lastTrace.events.count)
     activeMachine = m
     installAccessHooks(true)
-    simulationCPU = machineCPU()
     m.startStrategy()
     let first = m.spawn(origin: "KsRunMachine body", body)
     m.place(first)
     m.current = first
     m.recordEvent(.run)
-    onSimulationCPU {
-        first.baton.signal()
-        m.finished.wait()
-    }
+    // Returns when the machine has ended and switched back.
+    handlingFaults { Context.caller.switchTo(first.context) }
     installAccessHooks(false)
     activeMachine = nil
+    Context.recycle(m.contexts)
     lastTrace = m.events.trace
     lastDataRace = m.withRaces { races in
         for context in races.contexts { races.flush(context) }

@@ -1,7 +1,7 @@
 import Glibc
 
-/// The machine `KsRunMachine` is running, if any. Only the simulated thread holding the baton
-/// touches machine state, and every hand-off goes through a mutex, so no further locking is needed.
+/// The machine `KsRunMachine` is running, if any. Its simulated threads take turns on the OS
+/// thread that called it, so its state needs no locking.
 nonisolated(unsafe) var activeMachine: Machine?
 
 /// One logical processor: its IRQL register and the thread it is running.
@@ -35,8 +35,12 @@ final class Machine: @unchecked Sendable {
     var threads: [SimThread] = []
     /// Threads that can run but are not on a processor, oldest first.
     var readyQueue: [SimThread] = []
-    /// The thread holding the baton: the only one executing.
+    /// The thread executing.
     var current: SimThread!
+    /// The OS thread that runs the machine: its caller's.
+    let host = pthread_self()
+    /// The contexts of every thread and idle context, to recycle when the machine ends.
+    var contexts: [Context] = []
     /// Simulated system time in 100 ns units.
     var clock: LONGLONG = 0
     /// No waiting thread's deadline is earlier (a woken thread's may have been, so it can be
@@ -55,8 +59,6 @@ final class Machine: @unchecked Sendable {
     /// Driver Verifier's lock acquisition-order graph.
     var lockOrder = LockOrderGraph()
     var outcome: KsOutcome?
-    /// Signalled once, when `outcome` is set; `KsRunMachine`'s caller waits on it.
-    let finished = Baton()
     /// Fast mutexes seen by any ExXxxFastMutex call, so deadlock reports can show their fields.
     var fastMutexes: [UnsafeMutablePointer<FAST_MUTEX>] = []
     /// Every value a fast mutex's Count took through the ExXxxFastMutex routines, in order.
@@ -126,7 +128,7 @@ func enterKernel(_ routine: String, _ file: String, _ line: Int) -> Machine {
         fatalError("KernelSim: \(routine) called at \(file):\(line) outside KsRunMachine. "
             + "Kernel routines can only run on a simulated thread.")
     }
-    guard let t = m.current, pthread_equal(t.pthread, pthread_self()) != 0 else {
+    guard let t = m.current, pthread_equal(m.host, pthread_self()) != 0 else {
         fatalError("KernelSim: \(routine) called at \(file):\(line) from a thread the simulator does not run. "
             + "Create threads with PsCreateSystemThread.")
     }

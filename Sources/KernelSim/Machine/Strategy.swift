@@ -72,21 +72,21 @@ extension Machine {
         t.priority = pct!.floor
     }
 
-    /// One decision among two or more choices.
-    func choose(from choices: ArraySlice<SimThread>) -> SimThread {
+    /// One decision among the first `count` (two or more) of `choices`.
+    func choose(among count: Int) -> SimThread {
         decisions += 1
-        guard pct != nil else { return choices[choices.startIndex + rng.below(choices.count)] }
+        guard pct != nil else { return choices[rng.below(count)] }
         if pct!.nextChange < pct!.changePoints.count && pct!.changePoints[pct!.nextChange] == decisions {
             // The paper's change point i gives the running thread priority i (< depth).
             pct!.nextChange += 1
             current.priority = pct!.nextChange
         }
-        var best = highestPriority(choices)
+        var best = highestPriority(among: count)
         if best === pct!.lastChosen {
             pct!.runLength += 1
             if pct!.runLength > pctStarvationLimit {
                 deprioritize(best)
-                best = highestPriority(choices)
+                best = highestPriority(among: count)
             }
         }
         if best !== pct!.lastChosen { pct!.runLength = 0 }
@@ -101,9 +101,9 @@ extension Machine {
         return preemptible.min { outranks($1.thread!, $0.thread!) }!
     }
 
-    private func highestPriority(_ choices: ArraySlice<SimThread>) -> SimThread {
-        var best = choices[choices.startIndex]
-        for t in choices.dropFirst() where outranks(t, best) { best = t }
+    private func highestPriority(among count: Int) -> SimThread {
+        var best = choices[0]
+        for i in 1..<count where outranks(choices[i], best) { best = choices[i] }
         return best
     }
 

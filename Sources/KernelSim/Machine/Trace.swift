@@ -8,7 +8,7 @@ public enum KsEventKind: Hashable, Sendable {
     case threadEnd
     /// The event's thread was put on the event's processor, preempting thread `from` if any.
     case contextSwitch(from: Int?)
-    /// The event's thread got the baton: it executes the next step (the interleaving).
+    /// The scheduler switched to the event's thread: it executes the next step (the interleaving).
     case run
     case irql(from: KIRQL, to: KIRQL)
     case acquire(KsLock)
@@ -86,7 +86,7 @@ public struct KsTrace: Hashable, Sendable {
     /// Events recorded before `events[0]` and dropped.
     public var dropped: Int
 
-    /// The last `count` hand-offs of the baton: which thread ran, on which processor, from
+    /// The last `count` switches between threads: which thread ran, on which processor, from
     /// which kernel call.
     public func interleaving(last count: Int = 30) -> [KsEvent] {
         Array(events.lazy.filter { $0.kind == .run }.suffix(count))
@@ -147,9 +147,8 @@ extension Machine {
     /// Lock kinds that other files add report through `lockAcquired`/`lockReleased`, which call this.
     func recordEvent(_ kind: KsEventKind, thread: SimThread? = nil) {
         guard let t = thread ?? current else { return }
-        let site = t.lastCall
+        let site = t.lastCall ?? CallSite(routine: "start", file: "", line: 0)
         events.append(KsEvent(time: clock, step: steps, processor: t.processor?.number ?? -1, thread: t.id,
-                              kind: kind, routine: site?.routine ?? "start", file: site?.file ?? "",
-                              line: site?.line ?? 0))
+                              kind: kind, routine: site.routine, file: site.file, line: site.line))
     }
 }

@@ -74,7 +74,6 @@ struct PoolState {
     /// A zeroed block on fresh pages (nil when none are left). With Driver Verifier it comes from
     /// Special Pool, and paged pool counts as paged in until the next trim.
     mutating func allocate(_ size: Int, poolType: ULONG_PTR, tag: ULONG, verifier: Bool) -> PVOID {
-        _ = pageFaultHandlerInstalled
         let dataLength = roundUp(size, pageSize)
         let length = dataLength + (verifier ? pageSize : 0)
         let mapped = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
@@ -146,40 +145,11 @@ struct PoolState {
     }
 }
 
-/// SIGSEGV's disposition before the simulator's handler (Swift's backtracer, or the default),
-/// restored for a fault that is not the simulator's.
-nonisolated(unsafe) private var previousSegvAction = sigaction()
-
-/// Installs the page-fault handler, once per process, at the first pool allocation. No alternate
-/// signal stack: the faults it resolves happen on a simulated thread's 4 MiB stack, never from a
-/// stack overflow, and SA_ONSTACK keeps a thread that has one (the main thread, under Swift's
-/// backtracer) reporting its own overflows there. Anonymous memory faults with SIGSEGV, not SIGBUS.
-private let pageFaultHandlerInstalled: Void = {
-    var action = sigaction()
-    action.__sigaction_handler.sa_sigaction = handlePageFault
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK
-    sigemptyset(&action.sa_mask)
-    sigaction(SIGSEGV, &action, &previousSegvAction)
-}()
-
-/// The fault handler: only a fault of the running simulated thread on its machine's pool is the
-/// simulator's. Anything else gets the previous disposition back and returns, so the access faults
-/// again and crashes exactly as it would have without the simulator.
-private func handlePageFault(_ signal: Int32, _ info: UnsafeMutablePointer<siginfo_t>?, _ context: UnsafeMutableRawPointer?) {
-    let address = UInt(bitPattern: info!.pointee._sifields._sigfault.si_addr)
-    guard let m = activeMachine, let t = m.current, pthread_equal(t.pthread, pthread_self()) != 0,
-          let fault = m.pool.fault(at: address) else {
-        sigaction(SIGSEGV, &previousSegvAction, nil)
-        return
-    }
-    m.resolve(fault, at: address, faultingAccess(context))
-}
-
 /// Whether the faulting access wrote, and the instruction address, from the x86-64 page-fault
 /// error code (bit 1: write) and RIP saved in the signal context: gregs[REG_ERR = 19] and
 /// gregs[REG_RIP = 16] (sys/ucontext.h; Swift's Glibc module does not import the REG_ names).
 /// Other architectures report a read at instruction address 0.
-private func faultingAccess(_ context: UnsafeMutableRawPointer?) -> (write: Bool, instruction: UInt) {
+func faultingAccess(_ context: UnsafeMutableRawPointer?) -> (write: Bool, instruction: UInt) {
     #if arch(x86_64)
     let registers = context!.assumingMemoryBound(to: ucontext_t.self).pointee.uc_mcontext.gregs
     return withUnsafeBytes(of: registers) {
@@ -196,11 +166,11 @@ extension Machine {
     /// Special Pool codes, and "a special pool buffer overrun at >=DPC level is classified as
     /// DRIVER_IRQL_NOT_LESS_OR_EQUAL" (WRK base/ntos/ke/bugcheck.c, KeBugCheck2).
     ///
-    /// A bug check never returns: it records the outcome and parks the thread inside the handler,
-    /// which is safe because the fault is synchronous, in code that holds no lock the report needs
-    /// (only the baton, which it holds). The report does allocate; a fault inside malloc itself
-    /// would deadlock, and only pool memory handed to the C library as its own could cause one.
-    fileprivate func resolve(_ fault: PoolFault, at address: UInt, _ access: (write: Bool, instruction: UInt)) {
+    /// A bug check never returns: it records the outcome and abandons the thread's context from
+    /// inside the handler, which is safe because the fault is synchronous, in code that holds no
+    /// lock the report needs. The report does allocate; a fault inside malloc itself would
+    /// deadlock, and only pool memory handed to the C library as its own could cause one.
+    func resolve(_ fault: PoolFault, at address: UInt, _ access: (write: Bool, instruction: UInt)) {
         if case .pagedOut(let block) = fault, irql < DISPATCH_LEVEL {
             pool.pageIn(block)
             return

@@ -1,18 +1,16 @@
-import Glibc
-
 /// `KSTART_ROUTINE`: the entry point of a system thread.
 public typealias KSTART_ROUTINE = (_ StartContext: PVOID) -> Void
 
 enum ThreadState { case ready, running, waiting, terminated }
 
-/// A simulated kernel thread, run by a pooled OS thread (its worker) only while it holds the baton.
+/// A simulated kernel thread: a context of its own, run while the scheduler has switched to it.
 final class SimThread {
     let id: Int
     /// Where the thread came from, for reports ("KsRunMachine body", "PsCreateSystemThread at …").
     let origin: String
     let kthread: UnsafeMutablePointer<KTHREAD>
     fileprivate let body: () -> Void
-    var worker: Worker!
+    var context: Context!
     /// PCT priority: higher runs first.
     var priority = 0
     /// Locks held, oldest first, for Driver Verifier's deadlock detection.
@@ -70,19 +68,19 @@ final class SimThread {
     var lastCall: CallSite? { calls.last }
 
     var name: String { pinnedProcessor.map { "idle thread of processor \($0.number)" } ?? "thread \(id)" }
-    var baton: Baton { worker.baton }
-    var pthread: pthread_t { worker.pthread }
+}
 
-    /// Runs on the worker once the thread first gets the baton.
-    func run() {
-        activeMachine!.forgetStackBelow()
-        body()
-        activeMachine!.exitThread(returning: true)
-    }
+/// Where a thread's context starts. Returning, rather than switching away from inside the body's
+/// frames, releases every reference they held (the machine's among them) before
+/// ks_context_start resumes the stack pointer this returns.
+func threadMain(_ thread: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer {
+    activeMachine!.forgetStackBelow()
+    Unmanaged<SimThread>.fromOpaque(thread!).takeUnretainedValue().body()
+    return activeMachine!.exitThread(returning: true)
 }
 
 extension Machine {
-    /// Creates a ready thread whose worker waits for the baton before running `body`.
+    /// Creates a ready thread that runs `body` once the scheduler first switches to it.
     func spawn(origin: String, _ body: @escaping () -> Void) -> SimThread {
         let t = SimThread(id: threads.count + 1, origin: origin, body: body)
         threadCreated(t)
@@ -97,9 +95,9 @@ extension Machine {
     /// IRQL ≠ 0" is 0x20, P1 = the pending APC (as WRK's PspExitThread raises it). The exit path
     /// first leaves the critical region PsCreateSystemThread started the thread in, if the thread
     /// is still in a region (it cannot tell that one from a region the thread entered itself),
-    /// which lets queued kernel APCs run.
+    /// which lets queued kernel APCs run. Returns the stack pointer to leave the thread for.
     /// https://learn.microsoft.com/windows-hardware/drivers/debugger/bug-check-0x20--kernel-apc-pending-during-exit
-    func exitThread(returning: Bool) {
+    func exitThread(returning: Bool) -> UnsafeMutableRawPointer {
         let t = current!
         if t.apc.startedInCriticalRegion && t.kthread.pointee.KernelApcDisable < 0 {
             t.kthread.pointee.KernelApcDisable &+= 1
@@ -116,7 +114,7 @@ extension Machine {
         }
         rundownMutants()
         threadWillBeDeleted()
-        terminateCurrentThread(reusingWorker: returning)
+        return terminateCurrentThread()
     }
 
     /// Routines documented for PASSIVE_LEVEL only; Driver Verifier's DDI compliance checking
@@ -157,10 +155,14 @@ public func PsCreateSystemThread(
 /// https://learn.microsoft.com/windows-hardware/drivers/ddi/wdm/nf-wdm-psterminatesystemthread
 @discardableResult
 public func PsTerminateSystemThread(_ ExitStatus: NTSTATUS, file: String = #filePath, line: Int = #line) -> NTSTATUS {
-    let m = enterKernel("PsTerminateSystemThread", file, line)
-    m.requirePassive(ddiRule: 0x0002_001C, "IrqlPsPassive")
-    m.exitThread(returning: false)
-    parkForever()
+    // The caller's frames are never unwound; those of this nested function are, with the
+    // reference to the machine in them, before the thread's context is left.
+    func exit() -> UnsafeMutableRawPointer {
+        let m = enterKernel("PsTerminateSystemThread", file, line)
+        m.requirePassive(ddiRule: 0x0002_001C, "IrqlPsPassive")
+        return m.exitThread(returning: false)
+    }
+    ks_context_resume(exit())
 }
 
 /// The calling thread's kernel thread object.

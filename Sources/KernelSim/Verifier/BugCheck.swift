@@ -304,19 +304,19 @@ public func KeBugCheck(_ BugCheckCode: ULONG, file: String = #filePath, line: In
 }
 
 extension Machine {
-    /// Stops the machine with a bug check raised by the current kernel call. The calling thread
-    /// is parked forever; `KsRunMachine` returns the outcome on its caller's thread.
+    /// Stops the machine with a bug check raised by the current kernel call. The calling thread's
+    /// context is abandoned; `KsRunMachine` returns the outcome to its caller.
     func bugCheck(_ code: ULONG, _ p1: ULONG_PTR, _ p2: ULONG_PTR, _ p3: ULONG_PTR, _ p4: ULONG_PTR,
                   note: String? = nil) -> Never {
         let t = current!
         let site = t.lastCall ?? CallSite(routine: "(start)", file: t.origin, line: 0)
         let parameters = [p1, p2, p3, p4]
         recordEvent(.bugCheck(code: code))
-        finish(.bugCheck(KsBugCheck(
+        outcome = .bugCheck(KsBugCheck(
             code: code, name: KsBugCheckName(code) ?? "UNKNOWN_BUGCHECK", parameters: parameters,
             file: site.file, line: site.line,
-            report: crashReport(code: code, parameters: parameters, site: site, note: note))))
-        parkForever()
+            report: crashReport(code: code, parameters: parameters, site: site, note: note)))
+        t.context.abandon(for: .caller)
     }
 }
 

@@ -81,14 +81,16 @@ struct LockOrderGraph {
         edges[edge.first.address, default: []].append(edge)
     }
 
-    /// The first path found from `start` to any lock in `goals`, as its edges.
-    func path(from start: ULONG_PTR, to goals: Set<ULONG_PTR>) -> [OrderEdge]? {
+    /// The first path found from `start` to any lock `isGoal` accepts, as its edges.
+    func path(from start: ULONG_PTR, to isGoal: (ULONG_PTR) -> Bool) -> [OrderEdge]? {
+        // Usually nothing is ordered after the lock yet: no search, and nothing allocated.
+        guard edges[start] != nil else { return nil }
         var visited: Set<ULONG_PTR> = [start]
         var path: [OrderEdge] = []
         func search(_ node: ULONG_PTR) -> Bool {
             for edge in edges[node] ?? [] where visited.insert(edge.second.address).inserted {
                 path.append(edge)
-                if goals.contains(edge.second.address) || search(edge.second.address) { return true }
+                if isGoal(edge.second.address) || search(edge.second.address) { return true }
                 path.removeLast()
             }
             return false
@@ -118,9 +120,9 @@ extension Machine {
                         + "holds it (acquired as \(first.lock.kind) at \(first.site.file):\(first.site.line)). "
                         + "This lock is not recursive: release it before acquiring it again.")
         }
-        let held = Set(me.heldLocks.lazy.map(\.lock.address))
-        guard !held.isEmpty else { return }
-        guard let path = lockOrder.path(from: lock.address, to: held) else {
+        guard !me.heldLocks.isEmpty else { return }
+        let held = me.heldLocks
+        guard let path = lockOrder.path(from: lock.address, to: { a in held.contains { $0.lock.address == a } }) else {
             for h in me.heldLocks {
                 lockOrder.add(OrderEdge(first: h.lock, second: lock, thread: me.id, firstSite: h.site, secondSite: site))
             }

@@ -4,8 +4,6 @@ import Foundation
 public struct BlockRunner: Sendable {
     /// Bytes of stdout plus stderr a block may print before it is stopped.
     public var outputLimit: Int = 1 << 20
-    /// Processors handed to block processes, one each, for as long as they run.
-    let processors = ProcessorSlots(count: ProcessInfo.processInfo.activeProcessorCount)
     /// Block processes are forked by a server per program and worker; `stopServers` ends them.
     let servers = BlockServers()
 
@@ -13,15 +11,11 @@ public struct BlockRunner: Sendable {
 
     /// The result of running `block` from `program`.
     func run(_ block: Block, of program: String, chapter: String) -> BlockResult {
-        // KernelSim pins a machine's threads to one processor (hand-offs between threads are several
-        // times cheaper there); blocks running side by side each get a processor of their own.
-        let processor = processors.take()
-        defer { processor.map(processors.give) }
         var result = BlockResult(chapter: chapter, block: block, status: .failed)
         let outcome: ChildProcess.Outcome
         let record: HandshakeRecord?
         do {
-            (outcome, record) = try execute(block, of: program, processor: processor)
+            (outcome, record) = try execute(block, of: program)
         } catch {
             result.message = "could not run the block: \(error)"
             return result
@@ -38,26 +32,26 @@ public struct BlockRunner: Sendable {
     func stopServers(of program: String) { servers.stop(program) }
 
     /// Runs the block on a server of the program; when the server is lost, spawns the program for it.
-    private func execute(_ block: Block, of program: String, processor: Int?) throws -> (ChildProcess.Outcome, HandshakeRecord?) {
+    private func execute(_ block: Block, of program: String) throws -> (ChildProcess.Outcome, HandshakeRecord?) {
         var environment = ProcessInfo.processInfo.environment
         // A compact crash report on stderr; from a `-g` build (trapped blocks are re-run from one)
         // it names the chapter line of the trap.
         environment["SWIFT_BACKTRACE"] = "enable=yes,interactive=no,color=no,registers=none,images=none,threads=crashed"
         if let server = servers.take(program, environment: environment) {
             do {
-                let ran = try execute(block, of: program, processor: processor, environment: environment, on: server)
+                let ran = try execute(block, of: program, environment: environment, on: server)
                 servers.give(server)
                 return ran
             } catch is ServerLost {
                 server.stop()
             }
         }
-        return try execute(block, of: program, processor: processor, environment: environment, on: nil)
+        return try execute(block, of: program, environment: environment, on: nil)
     }
 
     /// One run of the block, with a fresh result file and nonce: a lost server's child may have
     /// written its record before it was killed.
-    private func execute(_ block: Block, of program: String, processor: Int?, environment: [String: String],
+    private func execute(_ block: Block, of program: String, environment: [String: String],
                      on server: BlockServer?) throws -> (ChildProcess.Outcome, HandshakeRecord?) {
         let resultFile = FileManager.default.temporaryDirectory
             .appendingPathComponent("workbook-result-\(UUID().uuidString).json").path
@@ -66,13 +60,12 @@ public struct BlockRunner: Sendable {
         var environment = environment
         environment["WORKBOOK_RESULT_FILE"] = resultFile
         environment["WORKBOOK_NONCE"] = nonce
-        if let processor { environment["KERNELSIM_CPU"] = String(processor) }
         let child = ChildProcess(executable: program, arguments: ["--block", String(block.index)],
                                  environment: environment, timeLimit: block.options.timeoutSeconds,
                                  outputLimit: outputLimit)
         let outcome = try server.map { server in
             try child.supervise {
-                try server.start(block: block.index, processor: processor, nonce: nonce, resultFile: resultFile,
+                try server.start(block: block.index, nonce: nonce, resultFile: resultFile,
                                  stdout: $0, stderr: $1, timeLimit: child.timeLimit)
             }
         } ?? child.run()
@@ -207,27 +200,6 @@ public struct BlockRunner: Sendable {
         case SIGKILL: return "SIGKILL"
         default: return "signal \(signal)"
         }
-    }
-}
-
-/// The processors not yet handed to a running block.
-final class ProcessorSlots: @unchecked Sendable {
-    private var free: [Int]
-    private let lock = NSLock()
-
-    init(count: Int) { free = Array((0..<max(count, 1)).reversed()) }
-
-    /// A free processor, or nil when every one is taken (KernelSim then pins where it starts).
-    func take() -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        return free.popLast()
-    }
-
-    func give(_ processor: Int) {
-        lock.lock()
-        free.append(processor)
-        lock.unlock()
     }
 }
 

@@ -33,9 +33,9 @@ final class BlockServer: @unchecked Sendable {
     /// Starts block `index` in a child of the server, writing its record to `resultFile`; the
     /// child's wait status is expected within `timeLimit` (plus a grace period: the runner kills it
     /// at the limit). Throws `ServerLost` when the server does not answer.
-    func start(block index: Int, processor: Int?, nonce: String, resultFile: String,
+    func start(block index: Int, nonce: String, resultFile: String,
                stdout: String, stderr: String, timeLimit: Double) throws -> ChildProcess.Started {
-        let fields = ["run", String(index), String(processor ?? -1), nonce, resultFile, stdout, stderr]
+        let fields = ["run", String(index), nonce, resultFile, stdout, stderr]
         try send(fields.map(Self.encoded).joined(separator: " ") + "\n")
         let pid = pid_t(try reply("pid", within: 10))
         return ChildProcess.Started(pid: pid) { Int32(try self.reply("status", within: timeLimit + 10)) }
