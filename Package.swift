@@ -54,6 +54,10 @@ let package = Package(
         // Scheduling throughput figures: `make bench-sim` (release).
         .executableTarget(name: "KernelSimBenchmark", dependencies: ["KernelSim"]),
         .testTarget(name: "KernelSimTests", dependencies: ["KernelSim"]),
+        // Compiled with ThreadSanitizer's instrumentation (frontend only: KernelSim implements the
+        // `__tsan_*` entry points), so the tests' own accesses reach the race detector.
+        .testTarget(name: "RaceDetectionTests", dependencies: ["KernelSim"],
+                    swiftSettings: [.unsafeFlags(["-Xfrontend", "-sanitize=thread"])]),
         .testTarget(name: "WorkbookTests", dependencies: ["Workbook"]),
     ]
 )

@@ -1,0 +1,1 @@
+../KernelSimTests/TestSupport.swift
