@@ -75,12 +75,6 @@ private func nap(_ ms: LONGLONG = 1) {
     KeDelayExecutionThread(KernelMode, FALSE, &interval)
 }
 
-private func secondsNow() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
-}
-
 /// Runs `body` on a fresh machine (which must complete) and returns the run's first data race.
 private func raceIn(seed: UInt64 = 0, processors: Int = 2, file: StaticString = #filePath, line: UInt = #line,
                     _ body: @escaping () -> Void) -> KsDataRace? {
@@ -600,7 +594,7 @@ final class RaceDetectionTests: XCTestCase {
     /// Raising to DISPATCH_LEVEL orders a thread with the DPCs of its processor, not with another
     /// thread that once raised on the same processor: two threads writing x at DISPATCH_LEVEL
     /// without a lock race whichever processors the schedule put them on.
-    func testTwoThreadsAtDispatchLevelWithoutALockRaceInEverySchedule() throws {
+    func testTwoThreadsAtDispatchLevelWithoutALockRaceInEverySchedule() {
         var missed: [String] = []
         for seed in 0..<20 as Range<UInt64> {
             let b = Box()
@@ -620,10 +614,7 @@ final class RaceDetectionTests: XCTestCase {
             }
             if race == nil { missed.append("seed \(seed) (processors \(b.y) and \(b.seen))") }
         }
-        if !missed.isEmpty {
-            throw XCTSkip("KernelSim bug: the DISPATCH_LEVEL edge orders two threads that raised on the same processor "
-                + "(missed the race in \(missed.joined(separator: ", ")))")
-        }
+        XCTAssertEqual(missed, [], "two threads at DISPATCH_LEVEL without a lock must race on any processors")
     }
 
     // MARK: APCs
@@ -976,19 +967,15 @@ final class RaceDetectionTests: XCTestCase {
     }
 
     /// A loop that races 10,000 times reports its first race in full and counts racing pairs of
-    /// instructions, not occurrences; the run stays quick.
-    func testARaceRepeatedTenThousandTimesIsReportedOnceAndQuickly() {
+    /// instructions, not occurrences (its speed is `make bench-sim`'s business).
+    func testARaceRepeatedTenThousandTimesIsReportedOnce() {
         let b = Box()
-        let start = secondsNow()
         let race = raceIn {
             let hs = (0..<2).map { _ in startThread { for _ in 0..<10_000 { b.x += 1 } } }
             for h in hs { join(h) }
         }
-        let elapsed = secondsNow() - start
         guard let r = race else { return XCTFail("expected a race") }
         XCTAssertEqual(r.description.components(separatedBy: "data race on").count, 2, r.description)
         XCTAssertLessThanOrEqual(r.racingPairs, 16, "pairs of instructions, not occurrences: \(r.description)")
-        XCTAssertLessThan(elapsed, 20, "20,000 racing increments took \(elapsed) s")
-        print("20,000 racing increments under the race detector: \(elapsed) s")
     }
 }

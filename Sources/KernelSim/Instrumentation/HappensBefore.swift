@@ -12,8 +12,12 @@ let stackShadowReach: UInt = 256 << 10
 /// Clocks the machine keeps for itself rather than for an object at an address (no object lives
 /// at these addresses).
 enum SyncKey {
-    /// Processor n's DISPATCH_LEVEL.
-    static func dispatchLevel(_ p: Processor) -> UInt { UInt(p.number) + 1 }
+    /// Processor n's DISPATCH_LEVEL as its DPCs leave it: a thread that raises there comes after them.
+    static func dpcsOf(_ p: Processor) -> UInt { 2 * UInt(p.number) + 1 }
+    /// Processor n's DISPATCH_LEVEL as threads leave it: a DPC there comes after them. Two keys, so
+    /// that two threads that raised on the same processor stay unordered (in another schedule
+    /// they run on two processors), as do two DPCs.
+    static func threadsOf(_ p: Processor) -> UInt { 2 * UInt(p.number) + 2 }
     /// Every DPC's end, for KeFlushQueuedDpcs.
     static let dpcsFlushed: UInt = 0x1000
 }
@@ -83,11 +87,11 @@ extension Machine {
             races.release(interruption, from: interrupted)
             races.acquire(interruption, into: context)
             races.acquire(object, into: context)
-            if let p { races.acquire(SyncKey.dispatchLevel(p), into: context) }
+            if let p { races.acquire(SyncKey.threadsOf(p), into: context) }
         }
         defer {
             withRaces { races in
-                if let p { races.release(SyncKey.dispatchLevel(p), from: context) }
+                if let p { races.release(SyncKey.dpcsOf(p), from: context) }
                 races.release(interruption, from: context)
                 races.acquire(interruption, into: interrupted)
             }

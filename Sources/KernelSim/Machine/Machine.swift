@@ -97,8 +97,8 @@ final class Machine: @unchecked Sendable {
             if newValue > old && newValue >= DISPATCH_LEVEL { pool.trim() }  // Force IRQL Checking
             if old != newValue { recordEvent(.irql(from: old, to: newValue)) }
             if races != nil && !deliveringWork {
-                if old < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { happensAfter(SyncKey.dispatchLevel(p)) }
-                if old >= DISPATCH_LEVEL && newValue < DISPATCH_LEVEL { happensBefore(SyncKey.dispatchLevel(p)) }
+                if old < DISPATCH_LEVEL && newValue >= DISPATCH_LEVEL { happensAfter(SyncKey.dpcsOf(p)) }
+                if old >= DISPATCH_LEVEL && newValue < DISPATCH_LEVEL { happensBefore(SyncKey.threadsOf(p)) }
             }
             p.irql = newValue
             if newValue < old { deliverPendingWork() }
