@@ -4,7 +4,7 @@
 SWIFT ?= swift
 BIN = .build/debug
 
-.PHONY: course learn test build deps bench bench-sim clean
+.PHONY: course learn test build deps bench bench-sim bench-races clean
 
 course: build
 	$(BIN)/workbook check chapters --solutions solutions
@@ -26,6 +26,10 @@ deps:
 
 bench: build
 	scripts/benchmark.py
+
+# What race detection's instrumentation costs a cold check of a chapter (with and without, one run).
+bench-races: build
+	scripts/instrumentation-cost.py
 
 # Simulator throughput: thread switches/s and schedules explored/s (release build).
 bench-sim: deps

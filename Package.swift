@@ -52,7 +52,8 @@ let package = Package(
             ]
         ),
         // Scheduling throughput figures: `make bench-sim` (release).
-        .executableTarget(name: "KernelSimBenchmark", dependencies: ["KernelSim"]),
+        .executableTarget(name: "KernelSimBenchmark", dependencies: ["KernelSim"],
+                          swiftSettings: [.unsafeFlags(["-Xfrontend", "-sanitize=thread", "-enforce-exclusivity=unchecked"])]),
         .testTarget(name: "KernelSimTests", dependencies: ["KernelSim"]),
         // Compiled as chapter programs are: with ThreadSanitizer's instrumentation (frontend only:
         // KernelSim implements the `__tsan_*` entry points), so the tests' own accesses reach the race

@@ -124,10 +124,6 @@ extension Machine {
         guard races != nil else { return }
         let context = raceContext(of: t)
         let base = min(context.lockBase, t.heldLocks.count)
-        withRaces { races in
-            context.lockset = races.intern(t.heldLocks[base...].map {
-                HeldLockSite(lock: $0.lock, file: $0.site.file, line: $0.site.line)
-            })
-        }
+        withRaces { races in context.lockset = races.intern(t.heldLocks[base...]) }
     }
 }

@@ -54,7 +54,10 @@ final class RaceDetector {
     private var syncs: [UInt: VectorClock] = [:]
     /// Lock sets by index; 0 is the empty set.
     private(set) var locksets: [[HeldLockSite]] = [[]]
-    private var locksetIndex: [[HeldLockSite]: UInt32] = [[]: 0]
+    /// Lock sets by their locks' addresses and acquisition lines (cheap to hash, and as distinct).
+    private var locksetIndex: [[UInt]: UInt32] = [[]: 0]
+    /// Sizes of the kernel objects already registered, by address: a lock is registered at every use.
+    private var kernelObjects: [UInt: Int] = [:]
     /// The first race, in full, and how many distinct pairs of instructions raced.
     private(set) var firstRace: (previous: ShadowAccess, current: ShadowAccess, address: UInt, size: UInt)?
     private(set) var racingPairs: Set<PCPair> = []
@@ -95,11 +98,14 @@ final class RaceDetector {
         parent.clock.set(parent.id, parent.now + 1)
     }
 
-    func intern(_ locks: [HeldLockSite]) -> UInt32 {
-        if let index = locksetIndex[locks] { return index }
+    func intern(_ locks: ArraySlice<HeldLock>) -> UInt32 {
+        var key: [UInt] = []
+        key.reserveCapacity(2 * locks.count)
+        for held in locks { key += [held.lock.address, UInt(bitPattern: held.site.line)] }
+        if let index = locksetIndex[key] { return index }
         let index = UInt32(locksets.count)
-        locksets.append(locks)
-        locksetIndex[locks] = index
+        locksets.append(locks.map { HeldLockSite(lock: $0.lock, file: $0.site.file, line: $0.site.line) })
+        locksetIndex[key] = index
         return index
     }
 
@@ -107,7 +113,8 @@ final class RaceDetector {
 
     /// Marks `[address, address + size)` as a kernel object: forgotten, and never reported again.
     func registerKernelObject(_ address: UInt, size: Int) {
-        guard size > 0 else { return }
+        guard size > 0, kernelObjects[address] != size else { return }
+        kernelObjects[address] = size
         for granule in (address >> 3)...((address + UInt(size) - 1) >> 3) {
             let g = ShadowGranule()
             g.kernelBytes = (shadow[granule]?.kernelBytes ?? 0) | granuleBytes(granule, address, UInt(size))
@@ -118,11 +125,26 @@ final class RaceDetector {
     /// Forgets freed memory, so that a later block at the same address starts unshared.
     func forget(_ address: UInt, size: UInt) {
         guard size > 0, !shadow.isEmpty else { return }
+        forgetKernelObjects(address, size: size)
         let granules = (address >> 3)...((address + size - 1) >> 3)
         if UInt(shadow.count) < UInt(granules.count) {
             shadow = shadow.filter { !granules.contains($0.key) }
         } else {
             for granule in granules { shadow.removeValue(forKey: granule) }
+        }
+    }
+
+    /// A freed block's kernel objects are not kernel objects any more.
+    private func forgetKernelObjects(_ address: UInt, size: UInt) {
+        guard !kernelObjects.isEmpty else { return }
+        if size / 8 < UInt(kernelObjects.count) {
+            var object = (address + 7) & ~7  // kernel objects are 8-byte aligned
+            while object < address + size {
+                kernelObjects.removeValue(forKey: object)
+                object += 8
+            }
+        } else {
+            kernelObjects = kernelObjects.filter { !(address..<address + size).contains($0.key) }
         }
     }
 
