@@ -99,7 +99,7 @@ public func KeInsertQueueApc(_ Apc: PRKAPC, _ SystemArgument1: PVOID, _ SystemAr
     guard Apc.pointee.Inserted == FALSE, let t = m.thread(for: Apc.pointee.Thread), t.state != .terminated else {
         return FALSE
     }
-    m.happensBefore(address(Apc))
+    m.workQueued(address(Apc))
     Apc.pointee.SystemArgument1 = SystemArgument1
     Apc.pointee.SystemArgument2 = SystemArgument2
     Apc.pointee.Inserted = TRUE

@@ -88,7 +88,7 @@ public func KeInsertQueueDpc(_ Dpc: PRKDPC, _ SystemArgument1: PVOID, _ SystemAr
     let m = enterKernel("KeInsertQueueDpc", file, line)
     m.kernelObject(Dpc)
     guard Dpc.pointee.DpcData == nil else { return FALSE }
-    m.happensBefore(address(Dpc))
+    m.workQueued(address(Dpc))
     let p = m.targetProcessor(of: Dpc, file: file, line: line)
     Dpc.pointee.SystemArgument1 = SystemArgument1
     Dpc.pointee.SystemArgument2 = SystemArgument2

@@ -157,7 +157,7 @@ public func KsAssertInterrupt(_ Interrupt: PKINTERRUPT, processor: ULONG? = nil,
         precondition(processor < KAFFINITY.bitWidth && Interrupt.pointee.Affinity & (1 << processor) != 0,
                      "KsAssertInterrupt at \(file):\(line): processor \(processor) is not in the interrupt's affinity")
     }
-    m.happensBefore(address(Interrupt))
+    m.workQueued(address(Interrupt))
     let target = processor.map(Int.init)
     let vector = Interrupt.pointee.Vector
     if !m.interrupts.pending.contains(where: { $0.interrupt.pointee.Vector == vector && $0.processor == target }) {

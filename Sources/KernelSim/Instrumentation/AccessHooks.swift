@@ -52,6 +52,11 @@ extension Machine {
     func memoryAccess(_ address: UInt, size: UInt, flags: UInt32, pc: UInt) {
         let races = races!
         let context = raceContext(of: current)
+        guard races.concurrent else {
+            // Nothing to judge yet, but who touched the memory first decides what is shared later.
+            if flags & UInt32(KS_ACCESS_INOUT) == 0 { withRaces { _ = $0.touch(address >> 3, address, size: size, by: context) } }
+            return
+        }
         let write = flags & UInt32(KS_ACCESS_WRITE) != 0
         if flags & UInt32(KS_ACCESS_INOUT) != 0 {
             let p = currentProcessor

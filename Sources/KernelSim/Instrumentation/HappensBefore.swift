@@ -53,11 +53,19 @@ extension Machine {
         withRaces { $0.release(key, from: context!) }
     }
 
+    /// A DPC, APC or interrupt was queued: its routine runs after what the current context did so
+    /// far, and from now on concurrently with it.
+    func workQueued(_ object: UInt) {
+        races?.concurrent = true
+        happensBefore(object)
+    }
+
     /// A new thread starts after what its creator did so far.
     func threadCreated(_ child: SimThread) {
         guard races != nil, let creator = current else { return }
         let parent = raceContext(of: creator)
         withRaces { races in
+            races.concurrent = true
             let context = races.newContext(name: child.name)
             child.raceContexts = [context]
             races.fork(context, from: parent)

@@ -63,6 +63,10 @@ final class RaceDetector {
     private(set) var racingPairs: Set<PCPair> = []
     /// Set while the detector runs, so that `free` called from its own code is not fed back to it.
     var busy = false
+    /// Set once a second thread was created or a DPC, APC or interrupt queued. Until then the
+    /// machine's only context cannot race with anything (all that runs later starts after its
+    /// accesses), so they are only noted as touched, not judged or remembered.
+    var concurrent = false
 
     struct PCPair: Hashable {
         var a: UInt
