@@ -134,6 +134,12 @@ final class RunnerStatusTests: XCTestCase {
         _ = consume ticket
         _ = consume ticket
         ```
+
+        ```swift
+        func Recurse(_ n: Int) -> Int { n == 0 ? 0 : 1 + Recurse(n - 1) }
+        let deep = SystemThread { print(Recurse(10_000_000)) }
+        deep.wait()
+        ```
         """
 
     /// Status and message of each block, by the line of its fence.
@@ -156,6 +162,12 @@ final class RunnerStatusTests: XCTestCase {
         let result = Self.results[line]
         XCTAssertNotNil(result, "no block at line \(line)", file: file, line: testLine)
         return result
+    }
+
+    func testStackOverflowInASimulatedThreadIsReportedAsSuch() {
+        let overflow = result(132)
+        XCTAssertEqual(overflow?.status, .failed)
+        XCTAssertTrue(overflow?.message.contains("stack overflow in thread 2") ?? false, overflow?.message ?? "")
     }
 
     func testPassWithMatchingOutput() {
