@@ -13,10 +13,13 @@ struct AddressTable<Value> {
     private var shift: UInt
     private static var vacant: UInt { .max }
 
-    init() {
-        keys = Array(repeating: Self.vacant, count: 16)
-        values = Array(repeating: nil, count: 16)
-        shift = 60
+    /// Room for `expected` entries without growing.
+    init(expected: Int = 0) {
+        var log2 = 4
+        while 1 << log2 < 2 * expected { log2 += 1 }
+        keys = Array(repeating: Self.vacant, count: 1 << log2)
+        values = Array(repeating: nil, count: 1 << log2)
+        shift = UInt(64 - log2)
     }
 
     var isEmpty: Bool { count == 0 }

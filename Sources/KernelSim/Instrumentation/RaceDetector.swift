@@ -54,8 +54,15 @@ final class RaceDetector {
     private var syncs = AddressTable<VectorClock>()
     /// Lock sets by index; 0 is the empty set.
     private(set) var locksets: [[HeldLockSite]] = [[]]
-    /// Lock sets by their locks' addresses and acquisition lines (cheap to hash, and as distinct).
-    private var locksetIndex: [[UInt]: UInt32] = [[]: 0]
+    /// Lock sets by their locks' addresses and acquisition lines (as distinct as the sites), as a
+    /// trie that `intern` walks without hashing or allocating; node 0 is the empty sequence.
+    private var locksetTrie = [LocksetNode(lockset: 0)]
+
+    struct LocksetNode {
+        /// The lock set interned for this sequence of locks, if it was.
+        var lockset: UInt32?
+        var children: [(address: UInt, line: Int, node: Int)] = []
+    }
     /// Sizes of the kernel objects already registered, by address: a lock is registered at every use.
     private var kernelObjects = AddressTable<Int>()
     /// The first race, in full, and how many distinct pairs of instructions raced.
@@ -103,13 +110,21 @@ final class RaceDetector {
     }
 
     func intern(_ locks: ArraySlice<HeldLock>) -> UInt32 {
-        var key: [UInt] = []
-        key.reserveCapacity(2 * locks.count)
-        for held in locks { key += [held.lock.address, UInt(bitPattern: held.site.line)] }
-        if let index = locksetIndex[key] { return index }
+        var node = 0
+        for i in locks.indices {
+            let (address, line) = (locks[i].lock.address, locks[i].site.line)
+            if let child = locksetTrie[node].children.first(where: { $0.address == address && $0.line == line }) {
+                node = child.node
+            } else {
+                locksetTrie.append(LocksetNode())
+                locksetTrie[node].children.append((address, line, locksetTrie.count - 1))
+                node = locksetTrie.count - 1
+            }
+        }
+        if let index = locksetTrie[node].lockset { return index }
         let index = UInt32(locksets.count)
         locksets.append(locks.map { HeldLockSite(lock: $0.lock, file: $0.site.file, line: $0.site.line) })
-        locksetIndex[key] = index
+        locksetTrie[node].lockset = index
         return index
     }
 
@@ -213,11 +228,10 @@ final class RaceDetector {
     /// judged with the clock it was made at.
     func flush(_ context: RaceContext) {
         guard !context.pending.isEmpty else { return }
-        let pending = context.pending
-        context.pending.removeAll(keepingCapacity: true)
-        for p in pending {
+        for p in context.pending {
             access(p.address, size: 1, write: p.write, atomic: false, pc: p.pc, processor: Int(p.processor),
                    irql: p.irql, context: context)
         }
+        context.pending.removeAll(keepingCapacity: true)
     }
 }

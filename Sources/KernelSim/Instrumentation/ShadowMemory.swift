@@ -96,13 +96,16 @@ func granuleBytes(_ granule: UInt, _ address: UInt, _ size: UInt) -> UInt8 {
 /// The granules of one run, by granule number (address >> 3): an index table over one array of
 /// granules mutated in place, whose slots forgotten granules leave are reused.
 struct ShadowMemory {
-    private var index = AddressTable<Int32>()
+    private var index: AddressTable<Int32>
     private var granules: [ShadowGranule] = []
     private var vacated: [Int32] = []
 
-    /// `expected`: how many granules the run will likely hold (the last run's), so that the array
-    /// is allocated once.
-    init(expected: Int) { granules.reserveCapacity(expected) }
+    /// `expected`: how many granules the run will likely hold (the last run's), so that the table
+    /// and the array are allocated once.
+    init(expected: Int) {
+        index = AddressTable(expected: expected)
+        granules.reserveCapacity(expected)
+    }
 
     var count: Int { index.count }
     /// Granules the array holds, forgotten or not: the next run's `expected`.
