@@ -99,6 +99,10 @@ struct ShadowMemory {
     private var index: AddressTable<Int32>
     private var granules: [ShadowGranule] = []
     private var vacated: [Int32] = []
+    /// The granule last looked up and its index (`UInt.max`: none): every access looks its first
+    /// granule up twice, to decide on a scheduling point and then to judge it.
+    private var lastKey = UInt.max
+    private var lastIndex: Int32 = 0
 
     /// `expected`: how many granules the run will likely hold (the last run's), so that the table
     /// and the array are allocated once.
@@ -113,7 +117,16 @@ struct ShadowMemory {
 
     /// Runs `body` on granule `key` in place, creating it empty first if it has no shadow.
     mutating func withGranule<R>(_ key: UInt, _ body: (inout ShadowGranule) -> R) -> R {
-        let i = index.withValue(key, orInsert: {
+        if key != lastKey {
+            lastIndex = lookUp(key)
+            lastKey = key
+        }
+        return body(&granules[Int(lastIndex)])
+    }
+
+    /// The index of granule `key`, created empty if it has no shadow.
+    private mutating func lookUp(_ key: UInt) -> Int32 {
+        index.withValue(key, orInsert: {
             if let reused = vacated.popLast() {
                 granules[Int(reused)] = ShadowGranule()
                 return reused
@@ -121,12 +134,12 @@ struct ShadowMemory {
             granules.append(ShadowGranule())
             return Int32(granules.count - 1)
         }) { $0 }
-        return body(&granules[Int(i)])
     }
 
     /// Forgets the granules in `range`: by looking each up, or, when the range holds more
     /// granules than the shadow does (a stack), in one pass over the shadow.
     mutating func forget(_ range: ClosedRange<UInt>) {
+        lastKey = .max
         if UInt(index.count) < UInt(range.count) {
             index.removeAll { key, i in
                 guard range.contains(key) else { return false }
