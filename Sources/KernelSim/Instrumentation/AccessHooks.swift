@@ -66,7 +66,7 @@ extension Machine {
         }
         races.busy = true
         races.flush(context)
-        let shared = races.touch(address >> 3, address, size: size, by: context)?.shared ?? false
+        let shared = races.isShared(address, size: size, by: context)
         races.busy = false
         if shared {
             current.record(CallSite(routine: sharedAccessRoutine, file: sharedAccessFile, line: programOffset(pc)))

@@ -49,15 +49,22 @@ final class RaceDetector {
     /// Off with `races=off`: accesses still make scheduling points, but nothing is reported.
     let reporting: Bool
     private(set) var contexts: [RaceContext] = []
-    private var shadow: [UInt: ShadowGranule] = [:]
+    private(set) var shadow: ShadowMemory
     /// Clocks of synchronization objects by address (or by `SyncKey` for the machine's own).
-    private var syncs: [UInt: VectorClock] = [:]
+    private var syncs = AddressTable<VectorClock>()
     /// Lock sets by index; 0 is the empty set.
     private(set) var locksets: [[HeldLockSite]] = [[]]
-    /// Lock sets by their locks' addresses and acquisition lines (cheap to hash, and as distinct).
-    private var locksetIndex: [[UInt]: UInt32] = [[]: 0]
+    /// Lock sets by their locks' addresses and acquisition lines (as distinct as the sites), as a
+    /// trie that `intern` walks without hashing or allocating; node 0 is the empty sequence.
+    private var locksetTrie = [LocksetNode(lockset: 0)]
+
+    struct LocksetNode {
+        /// The lock set interned for this sequence of locks, if it was.
+        var lockset: UInt32?
+        var children: [(address: UInt, line: Int, node: Int)] = []
+    }
     /// Sizes of the kernel objects already registered, by address: a lock is registered at every use.
-    private var kernelObjects: [UInt: Int] = [:]
+    private var kernelObjects = AddressTable<Int>()
     /// The first race, in full, and how many distinct pairs of instructions raced.
     private(set) var firstRace: (previous: ShadowAccess, current: ShadowAccess, address: UInt, size: UInt)?
     private(set) var racingPairs: Set<PCPair> = []
@@ -74,7 +81,11 @@ final class RaceDetector {
         init(_ x: UInt, _ y: UInt) { (a, b) = x < y ? (x, y) : (y, x) }
     }
 
-    init(reporting: Bool) { self.reporting = reporting }
+    /// `expectedGranules`: how many shadow granules the last run held.
+    init(reporting: Bool, expectedGranules: Int = 0) {
+        self.reporting = reporting
+        shadow = ShadowMemory(expected: expectedGranules)
+    }
 
     func newContext(name: String) -> RaceContext {
         let context = RaceContext(id: contexts.count, name: name)
@@ -91,7 +102,7 @@ final class RaceDetector {
 
     func release(_ key: UInt, from context: RaceContext) {
         flush(context)
-        syncs[key, default: VectorClock()].join(context.clock)
+        syncs.withValue(key, orInsert: VectorClock.init) { $0.join(context.clock) }
         context.clock.set(context.id, context.now + 1)
     }
 
@@ -103,13 +114,21 @@ final class RaceDetector {
     }
 
     func intern(_ locks: ArraySlice<HeldLock>) -> UInt32 {
-        var key: [UInt] = []
-        key.reserveCapacity(2 * locks.count)
-        for held in locks { key += [held.lock.address, UInt(bitPattern: held.site.line)] }
-        if let index = locksetIndex[key] { return index }
+        var node = 0
+        for i in locks.indices {
+            let (address, line) = (locks[i].lock.address, locks[i].site.line)
+            if let child = locksetTrie[node].children.first(where: { $0.address == address && $0.line == line }) {
+                node = child.node
+            } else {
+                locksetTrie.append(LocksetNode())
+                locksetTrie[node].children.append((address, line, locksetTrie.count - 1))
+                node = locksetTrie.count - 1
+            }
+        }
+        if let index = locksetTrie[node].lockset { return index }
         let index = UInt32(locksets.count)
         locksets.append(locks.map { HeldLockSite(lock: $0.lock, file: $0.site.file, line: $0.site.line) })
-        locksetIndex[key] = index
+        locksetTrie[node].lockset = index
         return index
     }
 
@@ -120,22 +139,19 @@ final class RaceDetector {
         guard size > 0, kernelObjects[address] != size else { return }
         kernelObjects[address] = size
         for granule in (address >> 3)...((address + UInt(size) - 1) >> 3) {
-            let g = ShadowGranule()
-            g.kernelBytes = (shadow[granule]?.kernelBytes ?? 0) | granuleBytes(granule, address, UInt(size))
-            shadow[granule] = g
+            shadow.withGranule(granule) { g in
+                let kernelBytes = g.kernelBytes | granuleBytes(granule, address, UInt(size))
+                g = ShadowGranule()
+                g.kernelBytes = kernelBytes
+            }
         }
     }
 
     /// Forgets freed memory, so that a later block at the same address starts unshared.
     func forget(_ address: UInt, size: UInt) {
-        guard size > 0, !shadow.isEmpty else { return }
+        guard size > 0, shadow.count > 0 else { return }
         forgetKernelObjects(address, size: size)
-        let granules = (address >> 3)...((address + size - 1) >> 3)
-        if UInt(shadow.count) < UInt(granules.count) {
-            shadow = shadow.filter { !granules.contains($0.key) }
-        } else {
-            for granule in granules { shadow.removeValue(forKey: granule) }
-        }
+        shadow.forget((address >> 3)...((address + size - 1) >> 3))
     }
 
     /// A freed block's kernel objects are not kernel objects any more.
@@ -148,24 +164,27 @@ final class RaceDetector {
                 object += 8
             }
         } else {
-            kernelObjects = kernelObjects.filter { !(address..<address + size).contains($0.key) }
+            kernelObjects.removeAll { key, _ in (address..<address + size).contains(key) }
         }
     }
 
-    /// Granule `key` and the bytes of `[address, address + size)` in it that are not part of a
-    /// kernel object (nil if none are); notes whether a second context now touches it.
-    func touch(_ key: UInt, _ address: UInt, size: UInt, by context: RaceContext)
-        -> (granule: ShadowGranule, bytes: UInt8, shared: Bool)? {
-        let g: ShadowGranule
-        if let existing = shadow[key] {
-            g = existing
-        } else {
-            g = ShadowGranule()
-            shadow[key] = g
+    /// Runs `body` on granule `key` and the bytes of `[address, address + size)` in it that are not
+    /// part of a kernel object, if any are, after noting whether a second context now touches it.
+    private func touch(_ key: UInt, _ address: UInt, size: UInt, by context: RaceContext,
+                       _ body: (inout ShadowGranule, _ bytes: UInt8, _ shared: Bool) -> Void) {
+        shadow.withGranule(key) { g in
+            let bytes = granuleBytes(key, address, max(size, 1)) & ~g.kernelBytes
+            guard bytes != 0 else { return }
+            body(&g, bytes, g.touch(by: UInt32(context.id + 1)))
         }
-        let bytes = granuleBytes(key, address, max(size, 1)) & ~g.kernelBytes
-        guard bytes != 0 else { return nil }
-        return (g, bytes, g.touch(by: UInt32(context.id + 1)))
+    }
+
+    /// Whether an access at `address` is to memory a second context touches, outside kernel
+    /// objects: a scheduling point.
+    func isShared(_ address: UInt, size: UInt, by context: RaceContext) -> Bool {
+        var shared = false
+        touch(address >> 3, address, size: size, by: context) { _, _, s in shared = s }
+        return shared
     }
 
     /// Checks an access against the shadow and remembers it.
@@ -177,12 +196,13 @@ final class RaceDetector {
         let last = (address &+ max(size, 1) - 1) >> 3
         var granule = address >> 3
         while granule <= last {
-            defer { granule += 1 }
-            guard let (g, bytes, _) = touch(granule, address, size: size, by: context) else { continue }
-            var mine = access
-            mine.bytes = bytes
-            if reporting { check(mine, against: g, context: context, address: address, size: size) }
-            g.remember(mine)
+            touch(granule, address, size: size, by: context) { g, bytes, _ in
+                var mine = access
+                mine.bytes = bytes
+                if reporting { check(mine, against: g, context: context, address: address, size: size) }
+                g.remember(mine)
+            }
+            granule += 1
         }
     }
 
@@ -212,11 +232,10 @@ final class RaceDetector {
     /// judged with the clock it was made at.
     func flush(_ context: RaceContext) {
         guard !context.pending.isEmpty else { return }
-        let pending = context.pending
-        context.pending.removeAll(keepingCapacity: true)
-        for p in pending {
+        for p in context.pending {
             access(p.address, size: 1, write: p.write, atomic: false, pc: p.pc, processor: Int(p.processor),
                    irql: p.irql, context: context)
         }
+        context.pending.removeAll(keepingCapacity: true)
     }
 }

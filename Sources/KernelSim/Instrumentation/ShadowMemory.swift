@@ -22,8 +22,9 @@ struct ShadowAccess {
 }
 
 /// Four accesses per granule, like TSan's shadow cells: enough to keep reads by a few contexts
-/// beside the last write.
-final class ShadowGranule {
+/// beside the last write. A struct, kept in one array and mutated in place (`RaceDetector.granules`):
+/// no allocation and no reference counting per granule.
+struct ShadowGranule {
     private var slots = (ShadowAccess(), ShadowAccess(), ShadowAccess(), ShadowAccess())
     /// Bytes that belong to a kernel object (a lock, an event, an IRQL out-parameter...): never
     /// reported, never a scheduling point.
@@ -54,7 +55,7 @@ final class ShadowGranule {
     }
 
     /// Notes that `context` (plus one) touched the granule; true once two contexts have.
-    func touch(by context: UInt32) -> Bool {
+    mutating func touch(by context: UInt32) -> Bool {
         if !shared {
             if firstContext == 0 { firstContext = context } else if firstContext != context { shared = true }
         }
@@ -63,7 +64,7 @@ final class ShadowGranule {
 
     /// Keeps `access`: over an access of the same context that it makes redundant (no other bytes,
     /// and a write over a read), else in an empty slot, else over the next in rotation.
-    func remember(_ access: ShadowAccess) {
+    mutating func remember(_ access: ShadowAccess) {
         var empty = -1
         for i in 0..<4 {
             let old = self[i]
@@ -90,4 +91,65 @@ func granuleBytes(_ granule: UInt, _ address: UInt, _ size: UInt) -> UInt8 {
     let low = max(address, start) - start
     let high = min(address &+ size, start + 8) - start
     return UInt8(truncatingIfNeeded: (UInt(1) << high) - (UInt(1) << low))
+}
+
+/// The granules of one run, by granule number (address >> 3): an index table over one array of
+/// granules mutated in place, whose slots forgotten granules leave are reused.
+struct ShadowMemory {
+    private var index: AddressTable<Int32>
+    private var granules: [ShadowGranule] = []
+    private var vacated: [Int32] = []
+    /// The granule last looked up and its index (`UInt.max`: none): every access looks its first
+    /// granule up twice, to decide on a scheduling point and then to judge it.
+    private var lastKey = UInt.max
+    private var lastIndex: Int32 = 0
+
+    /// `expected`: how many granules the run will likely hold (the last run's), so that the table
+    /// and the array are allocated once.
+    init(expected: Int) {
+        index = AddressTable(expected: expected)
+        granules.reserveCapacity(expected)
+    }
+
+    var count: Int { index.count }
+    /// Granules the array holds, forgotten or not: the next run's `expected`.
+    var capacity: Int { granules.count }
+
+    /// Runs `body` on granule `key` in place, creating it empty first if it has no shadow.
+    mutating func withGranule<R>(_ key: UInt, _ body: (inout ShadowGranule) -> R) -> R {
+        if key != lastKey {
+            lastIndex = lookUp(key)
+            lastKey = key
+        }
+        return body(&granules[Int(lastIndex)])
+    }
+
+    /// The index of granule `key`, created empty if it has no shadow.
+    private mutating func lookUp(_ key: UInt) -> Int32 {
+        index.withValue(key, orInsert: {
+            if let reused = vacated.popLast() {
+                granules[Int(reused)] = ShadowGranule()
+                return reused
+            }
+            granules.append(ShadowGranule())
+            return Int32(granules.count - 1)
+        }) { $0 }
+    }
+
+    /// Forgets the granules in `range`: by looking each up, or, when the range holds more
+    /// granules than the shadow does (a stack), in one pass over the shadow.
+    mutating func forget(_ range: ClosedRange<UInt>) {
+        lastKey = .max
+        if UInt(index.count) < UInt(range.count) {
+            index.removeAll { key, i in
+                guard range.contains(key) else { return false }
+                vacated.append(i)
+                return true
+            }
+        } else {
+            for key in range {
+                if let i = index.removeValue(forKey: key) { vacated.append(i) }
+            }
+        }
+    }
 }

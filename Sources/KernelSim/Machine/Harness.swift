@@ -55,7 +55,7 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     let options = resolved(options, body)
     precondition(activeMachine == nil, "KsRunMachine: another machine is already running")
     let m = Machine(options: options)
-    m.races = RaceDetector(reporting: options.raceDetection)
+    m.races = RaceDetector(reporting: options.raceDetection, expectedGranules: granulesLastRun)
     // The schedules of an exploration log about as many events each: the log rarely regrows.
     m.events.reserveCapacity(2 * lastTrace.events.count)
     activeMachine = m
@@ -71,6 +71,7 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     activeMachine = nil
     Context.recycle(m.contexts)
     lastTrace = m.events.trace
+    granulesLastRun = m.races!.shadow.capacity
     lastDataRace = m.withRaces { races in
         for context in races.contexts { races.flush(context) }
         return races.report()
@@ -78,6 +79,9 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     m.pool.release()
     return m
 }
+
+/// How many shadow granules the last run's race detector held: the next one reserves as many.
+nonisolated(unsafe) private var granulesLastRun = 0
 
 /// `options` with PCT's step estimate 0 replaced by the number of decisions a calibration run
 /// made (random strategy, seed 0, output discarded): a function of the program alone, so a PCT
