@@ -54,7 +54,7 @@ extension Machine {
         let context = raceContext(of: current)
         guard races.concurrent else {
             // Nothing to judge yet, but who touched the memory first decides what is shared later.
-            if flags & UInt32(KS_ACCESS_INOUT) == 0 { withRaces { _ = $0.touch(address >> 3, address, size: size, by: context) } }
+            if flags & UInt32(KS_ACCESS_INOUT) == 0 { withRaces { _ = $0.isShared(address, size: size, by: context) } }
             return
         }
         let write = flags & UInt32(KS_ACCESS_WRITE) != 0
