@@ -190,7 +190,8 @@ enum HTMLReport {
         html += codeListing(block, diagnostics: result.diagnostics)
         let options = block.options
         html += "<p class=\"muted repro\">seed \(options.seed) \u{00B7} \(options.processors) processor\(options.processors == 1 ? "" : "s") "
-            + "\u{00B7} verifier \(options.verifier ? "on" : "off") \u{00B7} timeout \(secondsText(options.timeoutSeconds))</p>\n"
+            + "\u{00B7} verifier \(options.verifier ? "on" : "off") \u{00B7} races \(options.raceDetection ? "reported" : "off") "
+            + "\u{00B7} timeout \(secondsText(options.timeoutSeconds))</p>\n"
         return html
     }
 
