@@ -31,8 +31,10 @@ private let accessHook: ks_access_hook_t = { address, size, flags, pc in
     m.memoryAccess(address, size: size, flags: flags, pc: pc)
 }
 
+/// Most frees are the detector's own (while it is busy) or of blocks it has no shadow of: both
+/// return before any table work.
 private let freeHook: ks_free_hook_t = { pointer, size in
-    guard let m = activeMachine, m.onSimulatedThread else { return }
+    guard let m = activeMachine, let races = m.races, !races.busy, m.onSimulatedThread else { return }
     m.withRaces { $0.forget(UInt(bitPattern: pointer), size: size) }
 }
 

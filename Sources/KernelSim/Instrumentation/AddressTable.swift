@@ -13,13 +13,10 @@ struct AddressTable<Value> {
     private var shift: UInt
     private static var vacant: UInt { .max }
 
-    /// Room for `expected` entries without growing.
-    init(expected: Int = 0) {
-        var log2 = 4
-        while 1 << log2 < 2 * expected { log2 += 1 }
-        keys = Array(repeating: Self.vacant, count: 1 << log2)
-        values = Array(repeating: nil, count: 1 << log2)
-        shift = UInt(64 - log2)
+    init() {
+        keys = Array(repeating: Self.vacant, count: 16)
+        values = Array(repeating: nil, count: 16)
+        shift = 60
     }
 
     var isEmpty: Bool { count == 0 }
@@ -95,6 +92,16 @@ struct AddressTable<Value> {
         let value = values[i]
         remove(at: i)
         return value
+    }
+
+    /// Removes every entry, keeping the capacity.
+    mutating func removeAll() {
+        guard count > 0 else { return }
+        // Assigns every element in place (releasing the old values), within the buffers' bounds:
+        // one uniqueness check per array instead of one per slot.
+        keys.withUnsafeMutableBufferPointer { $0.update(repeating: Self.vacant) }
+        values.withUnsafeMutableBufferPointer { $0.update(repeating: nil) }
+        count = 0
     }
 
     /// Removes every entry whose key satisfies `predicate`, in one pass over the slots.

@@ -131,7 +131,28 @@ extension Machine {
     func locksChanged(_ t: SimThread) {
         guard races != nil else { return }
         let context = raceContext(of: t)
-        let base = min(context.lockBase, t.heldLocks.count)
-        withRaces { races in context.lockset = races.intern(t.heldLocks[base...]) }
+        withRaces { $0.updateLockset(of: context, holding: t.heldLocks) }
+    }
+
+    /// `t` took `lock`: registers the lock (its routine took it by address), then `t` acquires
+    /// its clock and recomputes its lock set, in one call into the detector.
+    func lockEdgeAcquired(_ lock: KsLock, by t: SimThread) {
+        guard races != nil else { return }
+        let context = raceContext(of: t)
+        withRaces { races in
+            races.registerKernelObject(lock.address, size: lock.kind.objectSize)
+            races.acquire(lock.address, into: context)
+            races.updateLockset(of: context, holding: t.heldLocks)
+        }
+    }
+
+    /// The current context releases `lock`: registers it, then releases into its clock.
+    func lockEdgeReleased(_ lock: KsLock) {
+        guard races != nil else { return }
+        let context = raceContext(of: current)
+        withRaces { races in
+            races.registerKernelObject(lock.address, size: lock.kind.objectSize)
+            races.release(lock.address, from: context)
+        }
     }
 }

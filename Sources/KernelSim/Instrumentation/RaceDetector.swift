@@ -44,12 +44,14 @@ struct HeldLockSite: Hashable {
     var line: Int
 }
 
-/// The race detector of one machine run.
+/// The race detector of a machine run. One is reused from run to run (`reset`): an exploration
+/// runs thousands of short machines, and allocating its tables afresh for each cost more than
+/// filling them.
 final class RaceDetector {
     /// Off with `races=off`: accesses still make scheduling points, but nothing is reported.
-    let reporting: Bool
+    private(set) var reporting: Bool
     private(set) var contexts: [RaceContext] = []
-    private(set) var shadow: ShadowMemory
+    private(set) var shadow = ShadowMemory()
     /// Clocks of synchronization objects by address (or by `SyncKey` for the machine's own).
     private var syncs = AddressTable<VectorClock>()
     /// Lock sets by index; 0 is the empty set.
@@ -81,10 +83,24 @@ final class RaceDetector {
         init(_ x: UInt, _ y: UInt) { (a, b) = x < y ? (x, y) : (y, x) }
     }
 
-    /// `expectedGranules`: how many shadow granules the last run held.
-    init(reporting: Bool, expectedGranules: Int = 0) {
+    init(reporting: Bool) {
         self.reporting = reporting
-        shadow = ShadowMemory(expected: expectedGranules)
+    }
+
+    /// Empties the detector for a new run, keeping the capacity of its storage.
+    func reset(reporting: Bool) {
+        self.reporting = reporting
+        contexts.removeAll(keepingCapacity: true)
+        shadow.removeAll()
+        syncs.removeAll()
+        locksets.removeSubrange(1...)
+        locksetTrie.removeSubrange(1...)
+        locksetTrie[0].children.removeAll(keepingCapacity: true)
+        kernelObjects.removeAll()
+        firstRace = nil
+        racingPairs.removeAll(keepingCapacity: true)
+        busy = false
+        concurrent = false
     }
 
     func newContext(name: String) -> RaceContext {
@@ -113,7 +129,12 @@ final class RaceDetector {
         parent.clock.set(parent.id, parent.now + 1)
     }
 
-    func intern(_ locks: ArraySlice<HeldLock>) -> UInt32 {
+    /// Sets `context`'s lock set to the locks its thread holds from its `lockBase` on.
+    func updateLockset(of context: RaceContext, holding held: [HeldLock]) {
+        context.lockset = intern(held[min(context.lockBase, held.count)...])
+    }
+
+    private func intern(_ locks: ArraySlice<HeldLock>) -> UInt32 {
         var node = 0
         for i in locks.indices {
             let (address, line) = (locks[i].lock.address, locks[i].site.line)
@@ -148,10 +169,13 @@ final class RaceDetector {
     }
 
     /// Forgets freed memory, so that a later block at the same address starts unshared.
+    /// Kernel objects have a shadow (`registerKernelObject`), so a block without one has none.
     func forget(_ address: UInt, size: UInt) {
-        guard size > 0, shadow.count > 0 else { return }
+        guard size > 0 else { return }
+        let granules = (address >> 3)...((address + size - 1) >> 3)
+        guard shadow.mayHold(granules) else { return }
         forgetKernelObjects(address, size: size)
-        shadow.forget((address >> 3)...((address + size - 1) >> 3))
+        shadow.forget(granules)
     }
 
     /// A freed block's kernel objects are not kernel objects any more.

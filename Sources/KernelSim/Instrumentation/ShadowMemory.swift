@@ -96,24 +96,33 @@ func granuleBytes(_ granule: UInt, _ address: UInt, _ size: UInt) -> UInt8 {
 /// The granules of one run, by granule number (address >> 3): an index table over one array of
 /// granules mutated in place, whose slots forgotten granules leave are reused.
 struct ShadowMemory {
-    private var index: AddressTable<Int32>
+    private var index = AddressTable<Int32>()
     private var granules: [ShadowGranule] = []
     private var vacated: [Int32] = []
     /// The granule last looked up and its index (`UInt.max`: none): every access looks its first
     /// granule up twice, to decide on a scheduling point and then to judge it.
     private var lastKey = UInt.max
     private var lastIndex: Int32 = 0
-
-    /// `expected`: how many granules the run will likely hold (the last run's), so that the table
-    /// and the array are allocated once.
-    init(expected: Int) {
-        index = AddressTable(expected: expected)
-        granules.reserveCapacity(expected)
-    }
+    /// The lowest and highest granule given a shadow since the shadow was emptied: most freed
+    /// blocks, and the stacks that new threads forget, lie outside them and need no look-up.
+    private var lowest = UInt.max
+    private var highest: UInt = 0
 
     var count: Int { index.count }
-    /// Granules the array holds, forgotten or not: the next run's `expected`.
-    var capacity: Int { granules.count }
+
+    /// Whether some granule of `range` may have a shadow (false: certainly none has).
+    func mayHold(_ range: ClosedRange<UInt>) -> Bool {
+        index.count > 0 && range.lowerBound <= highest && range.upperBound >= lowest
+    }
+
+    /// Forgets every granule, keeping the storage for the next run.
+    mutating func removeAll() {
+        index.removeAll()
+        granules.removeAll(keepingCapacity: true)
+        vacated.removeAll(keepingCapacity: true)
+        lastKey = .max
+        (lowest, highest) = (.max, 0)
+    }
 
     /// Runs `body` on granule `key` in place, creating it empty first if it has no shadow.
     mutating func withGranule<R>(_ key: UInt, _ body: (inout ShadowGranule) -> R) -> R {
@@ -127,6 +136,7 @@ struct ShadowMemory {
     /// The index of granule `key`, created empty if it has no shadow.
     private mutating func lookUp(_ key: UInt) -> Int32 {
         index.withValue(key, orInsert: {
+            (lowest, highest) = (min(lowest, key), max(highest, key))
             if let reused = vacated.popLast() {
                 granules[Int(reused)] = ShadowGranule()
                 return reused

@@ -55,7 +55,7 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     let options = resolved(options, body)
     precondition(activeMachine == nil, "KsRunMachine: another machine is already running")
     let m = Machine(options: options)
-    m.races = RaceDetector(reporting: options.raceDetection, expectedGranules: granulesLastRun)
+    m.races = reusedRaceDetector(reporting: options.raceDetection)
     // The schedules of an exploration log about as many events each: the log rarely regrows.
     m.events.reserveCapacity(2 * lastTrace.events.count)
     activeMachine = m
@@ -71,7 +71,6 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     activeMachine = nil
     Context.recycle(m.contexts)
     lastTrace = m.events.trace
-    granulesLastRun = m.races!.shadow.capacity
     lastDataRace = m.withRaces { races in
         for context in races.contexts { races.flush(context) }
         return races.report()
@@ -80,8 +79,17 @@ func runMachine(_ options: KsMachineOptions, _ body: @escaping () -> Void) -> Ma
     return m
 }
 
-/// How many shadow granules the last run's race detector held: the next one reserves as many.
-nonisolated(unsafe) private var granulesLastRun = 0
+/// The race detector of the last run, reset for the next one (no two machines run at once).
+nonisolated(unsafe) private var lastRaceDetector: RaceDetector?
+
+private func reusedRaceDetector(reporting: Bool) -> RaceDetector {
+    guard let races = lastRaceDetector else {
+        lastRaceDetector = RaceDetector(reporting: reporting)
+        return lastRaceDetector!
+    }
+    races.reset(reporting: reporting)
+    return races
+}
 
 /// `options` with PCT's step estimate 0 replaced by the number of decisions a calibration run
 /// made (random strategy, seed 0, output discarded): a function of the program alone, so a PCT

@@ -149,9 +149,7 @@ extension Machine {
     func lockAcquired(_ lock: KsLock, by thread: SimThread? = nil) {
         let t = thread ?? current!
         t.heldLocks.append(HeldLock(lock: lock, site: t.lastCall!, acquisition: lockOrder.nextAcquisition()))
-        kernelObject(lock.address, size: lock.kind.objectSize)
-        happensAfter(lock.address, in: t)
-        locksChanged(t)
+        lockEdgeAcquired(lock, by: t)
         recordEvent(.acquire(lock), thread: t)
     }
 
@@ -188,8 +186,7 @@ extension Machine {
                             + "at \(last.site.file):\(last.site.line). Release locks in the reverse order of acquisition.")
             }
         }
-        kernelObject(lock.address, size: lock.kind.objectSize)
-        happensBefore(lock.address)
+        lockEdgeReleased(lock)
         if let owner, let index = owner.heldLocks.lastIndex(where: { $0.lock.address == lock.address }) {
             owner.heldLocks.remove(at: index)
             locksChanged(owner)
