@@ -125,7 +125,7 @@ extension Machine {
                         + "from the queue (\(origin)).")
         }
         item.pointee.List.Flink = link
-        spawn(origin: "a system worker thread (\(origin))") { [unowned self] in
+        _ = spawn(origin: "a system worker thread (\(origin))") { [unowned self] in
             // Read before the call: "the WorkItem routine can call IoFreeWorkItem" on its own item.
             let parameter = item.pointee.Parameter
             item.pointee.List.Flink = nil
