@@ -28,7 +28,7 @@ let memoryAccessTime: LONGLONG = 1
 
 private let accessHook: ks_access_hook_t = { address, size, flags, pc in
     guard let m = activeMachine, let races = m.races, !races.busy, m.onSimulatedThread else { return }
-    m.memoryAccess(address, size: size, flags: flags, pc: pc)
+    m.memoryAccess(address, size: size, flags: flags, pc: pc, races: races)
 }
 
 /// Most frees are the detector's own (while it is busy) or of blocks it has no shadow of: both
@@ -51,8 +51,8 @@ extension Machine {
         current != nil && pthread_equal(host, pthread_self()) != 0
     }
 
-    func memoryAccess(_ address: UInt, size: UInt, flags: UInt32, pc: UInt) {
-        let races = races!
+    /// `races` is the machine's detector, passed in by the hook that already holds it.
+    func memoryAccess(_ address: UInt, size: UInt, flags: UInt32, pc: UInt, races: RaceDetector) {
         let context = raceContext(of: current)
         guard races.concurrent else {
             // Nothing to judge yet, but who touched the memory first decides what is shared later.

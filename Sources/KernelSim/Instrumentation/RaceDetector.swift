@@ -159,17 +159,11 @@ final class RaceDetector {
     func registerKernelObject(_ address: UInt, size: Int) {
         guard size > 0, kernelObjects[address] != size else { return }
         kernelObjects[address] = size
-        for granule in (address >> 3)...((address + UInt(size) - 1) >> 3) {
-            shadow.withGranule(granule) { g in
-                let kernelBytes = g.kernelBytes | granuleBytes(granule, address, UInt(size))
-                g = ShadowGranule()
-                g.kernelBytes = kernelBytes
-            }
-        }
+        shadow.markKernel(address..<address + UInt(size))
     }
 
     /// Forgets freed memory, so that a later block at the same address starts unshared.
-    /// Kernel objects have a shadow (`registerKernelObject`), so a block without one has none.
+    /// Kernel objects are in the shadow (`registerKernelObject`), so a block outside it has none.
     func forget(_ address: UInt, size: UInt) {
         guard size > 0 else { return }
         let granules = (address >> 3)...((address + size - 1) >> 3)

@@ -107,12 +107,37 @@ struct ShadowMemory {
     /// blocks, and the stacks that new threads forget, lie outside them and need no look-up.
     private var lowest = UInt.max
     private var highest: UInt = 0
+    /// Kernel objects' bytes: a granule takes its `kernelBytes` from them when it is created, so
+    /// that marking an object (a KTHREAD spans 27 granules) creates no shadow.
+    private var kernelRanges: [Range<UInt>] = []
 
     var count: Int { index.count }
 
-    /// Whether some granule of `range` may have a shadow (false: certainly none has).
+    /// Whether some granule of `range` may have a shadow or kernel bytes (false: certainly none has).
     func mayHold(_ range: ClosedRange<UInt>) -> Bool {
-        index.count > 0 && range.lowerBound <= highest && range.upperBound >= lowest
+        (index.count > 0 || !kernelRanges.isEmpty) && range.lowerBound <= highest && range.upperBound >= lowest
+    }
+
+    /// Marks `bytes` as part of a kernel object, forgetting what the granules they span remembered.
+    mutating func markKernel(_ bytes: Range<UInt>) {
+        let range = (bytes.lowerBound >> 3)...((bytes.upperBound - 1) >> 3)
+        let held = mayHold(range)
+        kernelRanges.append(bytes)
+        (lowest, highest) = (min(lowest, range.lowerBound), max(highest, range.upperBound))
+        guard held else { return }
+        for key in range {
+            if let i = index[key] { granules[Int(i)] = newGranule(key) }
+        }
+    }
+
+    /// An empty granule, with the bytes of kernel objects it holds.
+    private func newGranule(_ key: UInt) -> ShadowGranule {
+        var g = ShadowGranule()
+        let span = key << 3..<(key << 3) + 8
+        for r in kernelRanges where r.overlaps(span) {
+            g.kernelBytes |= granuleBytes(key, r.lowerBound, UInt(r.count))
+        }
+        return g
     }
 
     /// Forgets every granule, keeping the storage for the next run.
@@ -120,6 +145,7 @@ struct ShadowMemory {
         index.removeAll()
         granules.removeAll(keepingCapacity: true)
         vacated.removeAll(keepingCapacity: true)
+        kernelRanges.removeAll(keepingCapacity: true)
         lastKey = .max
         (lowest, highest) = (.max, 0)
     }
@@ -135,21 +161,33 @@ struct ShadowMemory {
 
     /// The index of granule `key`, created empty if it has no shadow.
     private mutating func lookUp(_ key: UInt) -> Int32 {
-        index.withValue(key, orInsert: {
-            (lowest, highest) = (min(lowest, key), max(highest, key))
-            if let reused = vacated.popLast() {
-                granules[Int(reused)] = ShadowGranule()
-                return reused
-            }
-            granules.append(ShadowGranule())
-            return Int32(granules.count - 1)
-        }) { $0 }
+        if let i = index[key] { return i }
+        (lowest, highest) = (min(lowest, key), max(highest, key))
+        let i: Int32
+        if let reused = vacated.popLast() {
+            granules[Int(reused)] = newGranule(key)
+            i = reused
+        } else {
+            granules.append(newGranule(key))
+            i = Int32(granules.count - 1)
+        }
+        index[key] = i
+        return i
     }
 
-    /// Forgets the granules in `range`: by looking each up, or, when the range holds more
-    /// granules than the shadow does (a stack), in one pass over the shadow.
+    /// Forgets the granules in `range`, kernel bytes included: by looking each up, or, when the
+    /// range holds more granules than the shadow does (a stack), in one pass over the shadow.
     mutating func forget(_ range: ClosedRange<UInt>) {
         lastKey = .max
+        let freed = range.lowerBound << 3..<(range.upperBound + 1) << 3
+        if kernelRanges.contains(where: { $0.overlaps(freed) }) {
+            kernelRanges = kernelRanges.flatMap { r -> [Range<UInt>] in
+                guard r.overlaps(freed) else { return [r] }
+                // What lies outside the freed granules stays kernel bytes, as their granules did.
+                return [r.lowerBound..<max(r.lowerBound, min(r.upperBound, freed.lowerBound)),
+                        min(r.upperBound, max(r.lowerBound, freed.upperBound))..<r.upperBound].filter { !$0.isEmpty }
+            }
+        }
         if UInt(index.count) < UInt(range.count) {
             index.removeAll { key, i in
                 guard range.contains(key) else { return false }
