@@ -110,12 +110,27 @@ struct ShadowMemory {
     /// Kernel objects' bytes: a granule takes its `kernelBytes` from them when it is created, so
     /// that marking an object (a KTHREAD spans 27 granules) creates no shadow.
     private var kernelRanges: [Range<UInt>] = []
+    /// The 64-byte lines that granules or kernel bytes were given in since the shadow was emptied,
+    /// hashed onto 4096 bits: most freed blocks share no line with them and need no look-up.
+    private var lines = [UInt64](repeating: 0, count: 64)
 
     var count: Int { index.count }
 
     /// Whether some granule of `range` may have a shadow or kernel bytes (false: certainly none has).
     func mayHold(_ range: ClosedRange<UInt>) -> Bool {
-        (index.count > 0 || !kernelRanges.isEmpty) && range.lowerBound <= highest && range.upperBound >= lowest
+        guard (index.count > 0 || !kernelRanges.isEmpty) && range.lowerBound <= highest && range.upperBound >= lowest
+        else { return false }
+        let lineRange = (range.lowerBound >> 3)...(range.upperBound >> 3)
+        return lineRange.count >= 4096 || lineRange.contains { line in
+            let bit = Int(truncatingIfNeeded: line & 4095)
+            return lines[bit >> 6] & (1 << (bit & 63)) != 0
+        }
+    }
+
+    /// Notes that the line of granule `key` now holds a granule or kernel bytes.
+    private mutating func noteLine(_ key: UInt) {
+        let bit = Int(truncatingIfNeeded: (key >> 3) & 4095)
+        lines[bit >> 6] |= 1 << (bit & 63)
     }
 
     /// Marks `bytes` as part of a kernel object, forgetting what the granules they span remembered.
@@ -124,6 +139,7 @@ struct ShadowMemory {
         let held = mayHold(range)
         kernelRanges.append(bytes)
         (lowest, highest) = (min(lowest, range.lowerBound), max(highest, range.upperBound))
+        for key in stride(from: range.lowerBound & ~7, through: range.upperBound, by: 8) { noteLine(key) }
         guard held else { return }
         for key in range {
             if let i = index[key] { granules[Int(i)] = newGranule(key) }
@@ -146,6 +162,7 @@ struct ShadowMemory {
         granules.removeAll(keepingCapacity: true)
         vacated.removeAll(keepingCapacity: true)
         kernelRanges.removeAll(keepingCapacity: true)
+        for i in lines.indices { lines[i] = 0 }
         lastKey = .max
         (lowest, highest) = (.max, 0)
     }
@@ -163,6 +180,7 @@ struct ShadowMemory {
     private mutating func lookUp(_ key: UInt) -> Int32 {
         if let i = index[key] { return i }
         (lowest, highest) = (min(lowest, key), max(highest, key))
+        noteLine(key)
         let i: Int32
         if let reused = vacated.popLast() {
             granules[Int(reused)] = newGranule(key)
