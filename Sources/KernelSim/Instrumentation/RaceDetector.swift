@@ -214,10 +214,11 @@ final class RaceDetector {
         let last = (address &+ max(size, 1) - 1) >> 3
         var granule = address >> 3
         while granule <= last {
-            touch(granule, address, size: size, by: context) { g, bytes, _ in
+            touch(granule, address, size: size, by: context) { g, bytes, shared in
                 var mine = access
                 mine.bytes = bytes
-                if reporting { check(mine, against: g, context: context, address: address, size: size) }
+                // Until a second context touches the granule, every access it keeps is this context's.
+                if reporting && shared { check(mine, against: g, context: context, address: address, size: size) }
                 g.remember(mine)
             }
             granule += 1
