@@ -24,8 +24,13 @@ enum SyncKey {
 
 extension Machine {
     /// The context code on `t` runs in: the innermost DPC, ISR or APC running on it, or the thread's own.
+    /// Inlined at every access and lock event, which saves retains; a thread's first takes the slow path.
+    @inline(__always)
     func raceContext(of t: SimThread) -> RaceContext {
-        if let context = t.raceContexts.last { return context }
+        t.raceContexts.last ?? firstRaceContext(of: t)
+    }
+
+    private func firstRaceContext(of t: SimThread) -> RaceContext {
         let context = races!.newContext(name: t.name)
         t.raceContexts.append(context)
         return context
