@@ -4,10 +4,13 @@
 import Glibc
 import KernelSimInstrumentation
 
-/// How a thread's place reads while it is at an access to shared memory: the "file" names the
-/// instruction's offset in the chapter program, which the runner turns into a chapter line.
-let sharedAccessRoutine = "shared-memory access"
-let sharedAccessFile = "program offset"
+/// How a thread's place reads while it is at an access to shared memory (in interleavings and
+/// crash reports): the "file" names the instruction's offset in the chapter program as the line,
+/// which the runner turns into a chapter line.
+public enum KsSharedAccessSite {
+    public static let routine = "shared-memory access"
+    public static let file = "program offset"
+}
 
 /// `pc` as an offset into the image that holds it (the chapter program), for a symbolizer.
 private func programOffset(_ pc: UInt) -> Int {
@@ -45,12 +48,6 @@ func installAccessHooks(_ on: Bool) {
 }
 
 extension Machine {
-    /// Whether the caller runs a simulated thread: the machine's OS thread, with a thread current
-    /// (instrumented code can also run on OS threads the simulator does not know, which it ignores).
-    var onSimulatedThread: Bool {
-        current != nil && pthread_equal(host, pthread_self()) != 0
-    }
-
     /// `races` is the machine's detector, passed in by the hook that already holds it.
     func memoryAccess(_ address: UInt, size: UInt, flags: UInt32, pc: UInt, races: RaceDetector) {
         let context = raceContext(of: current)
@@ -71,7 +68,8 @@ extension Machine {
         let shared = races.isShared(address, size: size, by: context)
         races.busy = false
         if shared {
-            current.record(CallSite(routine: sharedAccessRoutine, file: sharedAccessFile, line: programOffset(pc)))
+            current.record(CallSite(routine: KsSharedAccessSite.routine, file: KsSharedAccessSite.file,
+                                    line: programOffset(pc)))
             schedulingPoint(advancing: memoryAccessTime)
         }
         // The thread may resume on another processor, and a context it ran meanwhile may have

@@ -48,14 +48,16 @@ extension Machine {
 
     /// `t` (by default the current thread) acquires the clock of `key`: a lock taken, a wait satisfied.
     func happensAfter(_ key: UInt, in t: SimThread? = nil) {
-        let context = races == nil ? nil : raceContext(of: t ?? current)
-        withRaces { $0.acquire(key, into: context!) }
+        guard races != nil else { return }
+        let context = raceContext(of: t ?? current)
+        withRaces { $0.acquire(key, into: context) }
     }
 
     /// The current context releases into the clock of `key`: a lock released, an object signaled.
     func happensBefore(_ key: UInt) {
-        let context = races == nil ? nil : raceContext(of: current)
-        withRaces { $0.release(key, from: context!) }
+        guard races != nil else { return }
+        let context = raceContext(of: current)
+        withRaces { $0.release(key, from: context) }
     }
 
     /// A DPC, APC or interrupt was queued: its routine runs after what the current context did so

@@ -35,9 +35,7 @@ public typealias PKLOCK_QUEUE_HANDLE = UnsafeMutablePointer<KLOCK_QUEUE_HANDLE>
 public func KeAcquireInStackQueuedSpinLock(_ SpinLock: PKSPIN_LOCK, _ LockHandle: PKLOCK_QUEUE_HANDLE,
                                            file: String = #filePath, line: Int = #line) {
     let m = enterKernel("KeAcquireInStackQueuedSpinLock", file, line)
-    m.kernelObject(LockHandle)
-    LockHandle.pointee.LockQueue.Next = nil
-    LockHandle.pointee.LockQueue.Lock = SpinLock
+    m.prepare(LockHandle, for: SpinLock)
     LockHandle.pointee.OldIrql = m.raiseIrql(to: DISPATCH_LEVEL)
     m.acquireQueuedSpinLock(SpinLock, queue(of: LockHandle))
 }
@@ -48,9 +46,7 @@ public func KeAcquireInStackQueuedSpinLock(_ SpinLock: PKSPIN_LOCK, _ LockHandle
 public func KeAcquireInStackQueuedSpinLockAtDpcLevel(_ SpinLock: PKSPIN_LOCK, _ LockHandle: PKLOCK_QUEUE_HANDLE,
                                                      file: String = #filePath, line: Int = #line) {
     let m = enterKernel("KeAcquireInStackQueuedSpinLockAtDpcLevel", file, line)
-    m.kernelObject(LockHandle)
-    LockHandle.pointee.LockQueue.Next = nil
-    LockHandle.pointee.LockQueue.Lock = SpinLock
+    m.prepare(LockHandle, for: SpinLock)
     m.acquireQueuedSpinLock(SpinLock, queue(of: LockHandle))
 }
 
@@ -84,6 +80,14 @@ private func setBits(_ entry: PKSPIN_LOCK_QUEUE, _ set: ULONG_PTR, clearing clea
 extension Machine {
     /// KxAcquireQueuedSpinLock: swap our entry in as the tail; with a predecessor, mark ourselves
     /// waiting, link behind it and spin until it hands us LOCK_QUEUE_OWNER.
+    /// The caller's handle, on its stack, now stands for its place in `lock`'s queue; the kernel
+    /// owns it until the release.
+    fileprivate func prepare(_ handle: PKLOCK_QUEUE_HANDLE, for lock: PKSPIN_LOCK) {
+        kernelObject(handle)
+        handle.pointee.LockQueue.Next = nil
+        handle.pointee.LockQueue.Lock = lock
+    }
+
     fileprivate func acquireQueuedSpinLock(_ lock: PKSPIN_LOCK, _ entry: PKSPIN_LOCK_QUEUE) {
         schedulingPoint()
         if lock.pointee == 1 { queuedAcquireOfOrdinaryLock(lock) }

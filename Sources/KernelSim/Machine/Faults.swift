@@ -39,7 +39,7 @@ func handlingFaults(_ body: () -> Void) {
 /// as it would have without the simulator.
 private func handleFault(_ signal: Int32, _ info: UnsafeMutablePointer<siginfo_t>?, _ context: UnsafeMutableRawPointer?) {
     let address = UInt(bitPattern: info!.pointee._sifields._sigfault.si_addr)
-    if let m = activeMachine, pthread_equal(m.host, pthread_self()) != 0, let t = m.current {
+    if let m = activeMachine, m.onSimulatedThread, let t = m.current {
         if let fault = m.pool.fault(at: address) {
             // The kernel blocks SIGSEGV while its handler runs and sigreturn unblocks it; a bug
             // check leaves the handler by a context switch instead, and the next pool fault would

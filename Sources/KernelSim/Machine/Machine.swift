@@ -109,6 +109,13 @@ final class Machine: @unchecked Sendable {
         threads.first { UnsafeRawPointer($0.kthread) == kthread }
     }
 
+    /// Whether the caller runs a simulated thread: the machine's OS thread, with a thread current.
+    /// Code can also run on OS threads the simulator does not know (a chapter's own pthread, a
+    /// signal on another thread); kernel calls from them are refused, their accesses ignored.
+    var onSimulatedThread: Bool {
+        current != nil && pthread_equal(host, pthread_self()) != 0
+    }
+
     /// Sets the IRQL as the kernel's delivery of DPCs and interrupts does (see `deliveringWork`).
     func setIrqlForDelivery(_ level: KIRQL) {
         deliveringWork = true
@@ -128,7 +135,7 @@ func enterKernel(_ routine: String, _ file: String, _ line: Int) -> Machine {
         fatalError("KernelSim: \(routine) called at \(file):\(line) outside KsRunMachine. "
             + "Kernel routines can only run on a simulated thread.")
     }
-    guard let t = m.current, pthread_equal(m.host, pthread_self()) != 0 else {
+    guard m.onSimulatedThread, let t = m.current else {
         fatalError("KernelSim: \(routine) called at \(file):\(line) from a thread the simulator does not run. "
             + "Create threads with PsCreateSystemThread.")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import KernelSim
 
 /// Runs one block of a compiled chapter program in its own process and judges the outcome.
 public struct BlockRunner: Sendable {
@@ -79,7 +80,7 @@ public struct BlockRunner: Sendable {
         result.message = naming.placingSharedAccesses(in: result.message, of: program)
         guard var check = result.bugCheck else { return }
         check.report = naming.placingSharedAccesses(in: check.report, of: program)
-        if let location = check.location, location.file == RaceNaming.programOffsetFile {
+        if let location = check.location, location.file == KsSharedAccessSite.file {
             check.location = naming.chapterLine(ofProgramOffset: UInt64(location.line), in: program)
         }
         result.bugCheck = check

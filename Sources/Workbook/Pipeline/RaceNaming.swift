@@ -1,4 +1,5 @@
 import Foundation
+import KernelSim
 import SwiftParser
 import SwiftSyntax
 
@@ -62,10 +63,6 @@ struct RaceNaming {
         }
     }
 
-    /// The "file" KernelSim gives a thread stopped at a shared-memory access (its line is the
-    /// instruction's offset in the program).
-    static let programOffsetFile = "program offset"
-
     /// The chapter line of the instruction at `offset` in `program`.
     func chapterLine(ofProgramOffset offset: UInt64, in program: String) -> SourceLocation? {
         lines(of: [(program, offset)])[0]?.0
@@ -74,7 +71,7 @@ struct RaceNaming {
     /// `text` (an interleaving, a crash report) with each "shared-memory access at program
     /// offset:N" placed at its chapter line.
     func placingSharedAccesses(in text: String, of program: String) -> String {
-        let marker = "shared-memory access at \(Self.programOffsetFile):"
+        let marker = "\(KsSharedAccessSite.routine) at \(KsSharedAccessSite.file):"
         guard text.contains(marker) else { return text }
         // Longest first, so that offset 12 never replaces the start of offset 123.
         let offsets = Set(text.components(separatedBy: marker).dropFirst().compactMap { UInt64($0.prefix { $0.isNumber }) })
@@ -82,7 +79,7 @@ struct RaceNaming {
         let places = lines(of: offsets.map { (program, $0) })
         var result = text
         for (offset, place) in zip(offsets, places) {
-            let where_ = place.map { "shared-memory access at \($0.0)" } ?? "shared-memory access"
+            let where_ = place.map { "\(KsSharedAccessSite.routine) at \($0.0)" } ?? KsSharedAccessSite.routine
             result = result.replacingOccurrences(of: "\(marker)\(offset)", with: where_)
         }
         return result
@@ -102,30 +99,29 @@ struct RaceNaming {
         // the instruction before it. Code the compiler generates for an access (Swift's inout
         // bookkeeping) can carry line 0: then the access itself, which follows the call, names
         // the line, and failing that the code before the call.
-        let reach: UInt64 = 48
-        let order = [-1] + (0..<Int(reach)).map { $0 } + (2...Int(reach)).map { -$0 }
-        let lookBack = order.count
+        let reach = 48
+        let order = [-1] + Array(0..<reach) + (2...reach).map { -$0 }
         let addresses = accesses.flatMap { access in
             order.map { "0x" + String(UInt64(Int64(access.offset) + Int64($0)), radix: 16) }
         }
         guard let outcome = try? ChildProcess(
             executable: symbolizer, arguments: ["--obj=\(module)", "--no-inlines", "--relative-address"] + addresses,
             timeLimit: 30).run(), outcome.ending == .exited(0) else { return accesses.map { _ in nil } }
-        // One frame per address: a function line, a file:line:column line, a blank line.
-        let frames = outcome.stdout.components(separatedBy: "\n\n").map { frame -> (String, SourceLocation, Int)? in
+        // One frame per address: a function line, a file:line:column line, a blank line. A line-0
+        // frame still names its function, which keeps the search inside the access's function.
+        let frames = outcome.stdout.components(separatedBy: "\n\n").map { frame -> (function: String, place: (SourceLocation, Int)?) in
             let lines = frame.split(separator: "\n")
-            guard lines.count >= 2 else { return nil }
+            guard lines.count >= 2 else { return (lines.first.map(String.init) ?? "", nil) }
             let parts = lines[1].split(separator: ":", omittingEmptySubsequences: false)
             guard parts.count >= 3, let line = Int(parts[parts.count - 2]), let column = Int(parts[parts.count - 1]),
-                  line > 0 else { return nil }
-            return (String(lines[0]), SourceLocation(file: Self.relative(parts.dropLast(2).joined(separator: ":")), line: line),
-                    column)
+                  line > 0 else { return (String(lines[0]), nil) }
+            return (String(lines[0]), (SourceLocation(file: Self.relative(parts.dropLast(2).joined(separator: ":")), line: line),
+                                       column))
         }
         return accesses.indices.map { i -> (SourceLocation, Int)? in
-            let candidates = frames.dropFirst(i * lookBack).prefix(lookBack)
-            guard let function = frames.dropFirst(i * lookBack).first.flatMap({ $0?.0 }) ?? candidates.compactMap({ $0?.0 }).first
-            else { return nil }
-            return candidates.lazy.compactMap { $0 }.first { $0.0 == function }.map { ($0.1, $0.2) }
+            let candidates = frames.dropFirst(i * order.count).prefix(order.count)
+            guard let function = candidates.first?.function else { return nil }
+            return candidates.lazy.first { $0.function == function && $0.place != nil }?.place
         }
     }
 
