@@ -38,7 +38,7 @@ struct PendingInout {
 }
 
 /// A lock as a report names it.
-struct HeldLockSite: Hashable {
+struct HeldLockSite {
     var lock: KsLock
     var file: String
     var line: Int

@@ -67,7 +67,8 @@ final class Machine: @unchecked Sendable {
     var spinLockOwners: [UnsafeMutablePointer<KSPIN_LOCK>: SimThread] = [:]
     var pool = PoolState()
     var interrupts = InterruptState()
-    /// The data-race detector; nil only for machines that never run instrumented code's hooks.
+    /// The data-race detector; `runMachine` gives every machine one (the same one, reset, from run
+    /// to run), so nil only before it starts.
     var races: RaceDetector?
     /// The race context of each DPC, ISR and APC object, and how reports name it.
     var deferredContexts: [UInt: RaceContext] = [:]
